@@ -1,0 +1,1 @@
+"""cnnstudy: a reproducible study of one-change-at-a-time CNN tuning on MNIST."""
