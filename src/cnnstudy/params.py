@@ -272,8 +272,39 @@ def parse_variants(key: str, raw: Any, baseline: TrainParams) -> dict[str, Train
         variant = baseline.with_override(f"{vkey}.{param}", param, value)
         if variant == baseline:
             raise ParamsError(f"{vkey}: sets {param} to the baseline's value {value!r}, so it changes nothing")
+        if param == "epochs" and value == "auto" and baseline.epochs != "auto":
+            raise ParamsError(f"{vkey}.epochs: auto needs train.epochs: auto too (the kfold stage selects "
+                              f"epochs only then); give an integer or a multiple such as '2x'")
+        if param in ("filters", "kernel_size"):
+            check_feature_maps(variant, key=f"{vkey}.{param}")
         models[name] = variant
     return models
+
+
+INPUT_SIDE = 28
+
+
+def check_feature_maps(cfg: TrainParams, key: str = "train") -> None:
+    """Each conv block meets a map of `side` pixels, then 2x2 pooling halves it.
+
+    `key` names the offending entry: "train" (then .filters or .kernel_size is added)
+    or a variant's full key, used as is.
+    """
+    def name(sub: str) -> str:
+        return key if key != "train" else f"train.{sub}"
+
+    side = INPUT_SIDE
+    for block in range(1, len(cfg.filters) + 1):
+        if side < 1:
+            raise ParamsError(f"{name('filters')}: {len(cfg.filters)} conv blocks with 2x2 pooling shrink a "
+                              f"{INPUT_SIDE}-pixel image to nothing before block {block}; use at most {block - 1}")
+        if cfg.kernel_size > side:
+            raise ParamsError(f"{name('kernel_size')}: a {cfg.kernel_size}x{cfg.kernel_size} kernel is larger "
+                              f"than the {side}x{side} feature map that conv block {block} meets")
+        side //= 2
+    if side < 1:
+        raise ParamsError(f"{name('filters')}: {len(cfg.filters)} conv blocks with 2x2 pooling leave no pixel "
+                          f"of a {INPUT_SIDE}-pixel image; use fewer entries")
 
 
 @dataclass(frozen=True)
@@ -315,6 +346,7 @@ def parse_params(raw: Any) -> Params:
     raw = _mapping("params.yaml", raw)
     _exact_keys("", raw, SECTIONS)
     train = TrainParams.parse("train", raw["train"])
+    check_feature_maps(train)
     return Params(fetch=FetchParams.parse("fetch", raw["fetch"]),
                   prepare=PrepareParams.parse("prepare", raw["prepare"]),
                   kfold=KFoldParams.parse("kfold", raw["kfold"]),

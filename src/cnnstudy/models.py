@@ -1,0 +1,63 @@
+"""The study's CNN, built from a TrainParams, with the Keras 3 API only.
+
+The model takes raw pixel values (0..255, uint8 or float) and rescales them
+itself, so training data can stay uint8 (4x less memory) and any caller, the
+outlier stage included, feeds images exactly as stored.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import layers
+
+from cnnstudy.params import TrainParams, check_feature_maps
+
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+# Augmentation: up to 10% shifts and 10 degrees of rotation, as MNIST digits vary.
+SHIFT_FRACTION = 0.1
+ROTATION_FRACTION = 10 / 360
+
+
+def make_optimizer(cfg: TrainParams) -> keras.optimizers.Optimizer:
+    optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
+    return optimizers[cfg.optimizer](learning_rate=cfg.lr)
+
+
+def build_cnn(cfg: TrainParams, name: str = "cnn") -> keras.Model:
+    """Conv2D(+BN)+ReLU+MaxPool per entry of cfg.filters, then Dense, Dropout, softmax."""
+    check_feature_maps(cfg)
+    inputs = keras.Input(INPUT_SHAPE, name="pixels")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    if cfg.augment:
+        # Active in training only; seeded so two runs see the same augmented images.
+        x = layers.RandomTranslation(SHIFT_FRACTION, SHIFT_FRACTION, fill_mode="constant",
+                                     seed=cfg.seed, name="random_shift")(x)
+        x = layers.RandomRotation(ROTATION_FRACTION, fill_mode="constant", seed=cfg.seed + 1,
+                                  name="random_rotation")(x)
+    for i, filters in enumerate(cfg.filters, start=1):
+        x = layers.Conv2D(filters, cfg.kernel_size, padding="same", name=f"conv{i}")(x)
+        if cfg.batch_norm:
+            x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.Activation("relu", name=f"relu{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(cfg.dense_units, activation="relu", name="dense")(x)
+    x = layers.Dropout(cfg.dropout, seed=cfg.seed + 2, name="dropout")(x)
+    # float32 output keeps softmax and the loss stable under mixed precision.
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def compile_model(model: keras.Model, cfg: TrainParams) -> keras.Model:
+    # metrics must be a keyword: Keras 3 takes a third positional argument as loss_weights.
+    model.compile(optimizer=make_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def weight_bytes(model: keras.Model) -> int:
+    """Bytes of the parameters alone, without optimizer state."""
+    return int(sum(math.prod(w.shape) * np.dtype(w.dtype).itemsize for w in model.weights))

@@ -1,0 +1,130 @@
+"""The training loop: Keras `fit` with per-epoch timing and a dvclive log.
+
+Timing starts when `fit` starts, so process start-up and imports are never
+counted; the first epoch (which includes tracing and graph building) is
+reported apart from the steady-state rest.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from cnnstudy.errors import StudyError
+from cnnstudy.params import TrainParams
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+class LiveLogger(keras.callbacks.Callback):
+    """dvclive logging that works on every Keras backend.
+
+    dvclive's own DVCLiveCallback imports tensorflow; this one needs only Keras.
+    Metrics land as train/<m> and val/<m>, one step per epoch (step = epoch number).
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        super().__init__()
+        from dvclive import Live
+
+        # dvcyaml=None: plots are declared by hand in dvc.yaml, which Live must not rewrite.
+        self.live = Live(str(directory), dvcyaml=None, save_dvc_exp=False, report=None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.live.step = epoch + 1
+        for name, value in (logs or {}).items():
+            split, metric = ("val", name[4:]) if name.startswith("val_") else ("train", name)
+            self.live.log_metric(f"{split}/{metric}", float(value))
+        self.live.next_step()
+
+    def on_train_end(self, logs=None):
+        self.live.end()
+
+
+@dataclass
+class TrainResult:
+    history: dict[str, list[float]]
+    epoch_seconds: list[float]
+    images: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.epoch_seconds)
+
+    @property
+    def first_epoch_s(self) -> float:
+        return self.epoch_seconds[0]
+
+    @property
+    def rest_epochs_s(self) -> float:
+        return float(sum(self.epoch_seconds[1:]))
+
+    @property
+    def train_time_s(self) -> float:
+        return float(sum(self.epoch_seconds))
+
+    @property
+    def images_per_s(self) -> float | None:
+        """Steady state: the epochs after the first, which pays for tracing."""
+        if self.epochs < 2:
+            return None
+        return self.images * (self.epochs - 1) / self.rest_epochs_s
+
+    def last(self, metric: str) -> float | None:
+        values = self.history.get(metric)
+        return float(values[-1]) if values else None
+
+    def summary(self) -> dict:
+        return {
+            "epochs": self.epochs,
+            "train_time_s": round(self.train_time_s, 3),
+            "first_epoch_s": round(self.first_epoch_s, 3),
+            "rest_epochs_s": round(self.rest_epochs_s, 3),
+            "images_per_s": None if self.images_per_s is None else round(self.images_per_s, 1),
+            "train_loss": self.last("loss"),
+            "train_accuracy": self.last("accuracy"),
+            "val_loss": self.last("val_loss"),
+            "val_accuracy": self.last("val_accuracy"),
+            **self.extra,
+        }
+
+
+def as_model_input(images: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) uint8 -> (N, 28, 28, 1) uint8; the model rescales to [0, 1] itself."""
+    if images.ndim == 3:
+        images = images[..., None]
+    return images
+
+
+def fit(model: keras.Model, cfg: TrainParams, train: tuple[np.ndarray, np.ndarray],
+        val: tuple[np.ndarray, np.ndarray] | None, epochs: int, callbacks: list | None = None,
+        log_dir: str | Path | None = None, verbose: int = 0) -> TrainResult:
+    """Train `model` (already compiled) for `epochs` epochs with cfg.batch_size."""
+    x_train, y_train = train
+    if len(x_train) == 0:
+        raise StudyError("the training split is empty; raise prepare.per_class or prepare.split.train")
+    timer = EpochTimer()
+    all_callbacks = [timer, *(callbacks or [])]
+    if log_dir is not None:
+        all_callbacks.append(LiveLogger(log_dir))
+    validation = None if val is None else (as_model_input(val[0]), val[1])
+    history = model.fit(as_model_input(x_train), y_train, batch_size=cfg.batch_size, epochs=epochs,
+                        validation_data=validation, shuffle=True, callbacks=all_callbacks, verbose=verbose)
+    return TrainResult(history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+                       epoch_seconds=timer.seconds, images=len(x_train))
