@@ -1,0 +1,168 @@
+"""The comparison of every model against the baseline: tables, significance, curves."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import binomtest
+
+from cnnstudy.errors import DataError
+from cnnstudy.files import read_json
+from cnnstudy.params import BASELINE, TrainParams
+
+# (key in the row, column title, format) for the Markdown comparison table.
+COLUMNS = (
+    ("model", "model", "{}"),
+    ("change", "change vs baseline", "{}"),
+    ("epochs", "epochs", "{}"),
+    ("train_time_s", "train time (s)", "{:.1f}"),
+    ("train_accuracy", "train acc", "{:.2%}"),
+    ("val_accuracy", "val acc", "{:.2%}"),
+    ("test_time_s", "test time (s)", "{:.3f}"),
+    ("test_accuracy", "test acc", "{:.2%}"),
+    ("delta_vs_baseline", "Δ test acc (points)", "{:+.2f}"),
+    ("mcnemar_p", "McNemar p", "{:.3g}"),
+    ("f1_macro", "macro F1", "{:.4f}"),
+    ("parameters", "parameters", "{:,}"),
+    ("model_file_mb", "file (MB)", "{:.2f}"),
+    ("weight_mb", "weights (MB)", "{:.2f}"),
+)
+SIGNIFICANCE = 0.05
+
+
+def describe_change(cfg: TrainParams, baseline: TrainParams) -> str:
+    changed = [f"{k}={_fmt(v)}" for k, v in asdict(cfg).items() if asdict(baseline)[k] != v]
+    return ", ".join(changed) or "—"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return str(value)
+
+
+def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(actual, predicted) class names per test image, from evaluate's confusion.csv."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return np.array([r["actual"] for r in rows]), np.array([r["predicted"] for r in rows])
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """Exact McNemar test on paired per-image correctness of two models on the same images."""
+    only_a = int(np.sum(correct_a & ~correct_b))
+    only_b = int(np.sum(~correct_a & correct_b))
+    discordant = only_a + only_b
+    p = 1.0 if discordant == 0 else float(binomtest(only_a, discordant, 0.5).pvalue)
+    return {"only_baseline_right": only_a, "only_model_right": only_b, "p_value": p}
+
+
+def load_rows(models: dict[str, TrainParams], metrics_dir: Path = Path("metrics"),
+              plots_dir: Path = Path("plots")) -> list[dict]:
+    baseline = models[BASELINE]
+    base_actual, base_pred = read_predictions(plots_dir / "eval" / BASELINE / "confusion.csv")
+    base_correct = base_actual == base_pred
+    rows = []
+    for name, cfg in models.items():
+        try:
+            trained = read_json(metrics_dir / "train" / f"{name}.json")
+            evaluated = read_json(metrics_dir / "eval" / f"{name}.json")
+        except OSError as exc:
+            raise DataError(f"results of model {name!r} are missing ({exc.filename}); "
+                            f"run `dvc repro evaluate@{name}`") from None
+        actual, predicted = read_predictions(plots_dir / "eval" / name / "confusion.csv")
+        if not np.array_equal(actual, base_actual):
+            raise DataError(f"{name} and {BASELINE} were evaluated on different test images; run `dvc repro`")
+        test = mcnemar(base_correct, actual == predicted)
+        rows.append({
+            "model": name,
+            "change": describe_change(cfg, baseline),
+            "epochs": trained["epochs"],
+            "train_time_s": trained["train_time_s"],
+            "first_epoch_s": trained["first_epoch_s"],
+            "images_per_s": trained["images_per_s"],
+            "train_accuracy": trained["train_accuracy"],
+            "val_accuracy": trained["val_accuracy"],
+            "test_time_s": evaluated["test_time_s"],
+            "per_image_ms": evaluated["per_image_ms"],
+            "test_accuracy": evaluated["accuracy"],
+            "test_loss": evaluated["loss"],
+            "f1_macro": evaluated["f1_macro"],
+            "parameters": evaluated["parameters"],
+            "model_file_mb": evaluated["model_file_mb"],
+            "weight_mb": evaluated["weight_mb"],
+            "device": trained.get("device"),
+            "precision": trained.get("precision"),
+            "mcnemar_p": test["p_value"] if name != BASELINE else None,
+            "mcnemar": test if name != BASELINE else None,
+        })
+    base_acc = rows[0]["test_accuracy"] if rows and rows[0]["model"] == BASELINE else None
+    for row in rows:
+        row["delta_vs_baseline"] = None if base_acc is None else round((row["test_accuracy"] - base_acc) * 100, 3)
+        row["significant"] = row["mcnemar_p"] is not None and row["mcnemar_p"] < SIGNIFICANCE
+    return rows
+
+
+def markdown_table(rows: list[dict], columns=COLUMNS) -> str:
+    header = "| " + " | ".join(title for _, title, _ in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join("—" if row.get(key) is None else fmt.format(row[key]) for key, _, fmt in columns) + " |"
+            for row in rows]
+    return "\n".join([header, rule, *body])
+
+
+def config_table(models: dict[str, TrainParams]) -> str:
+    """Every model's hyperparameters (the report's "Table 2"); the changed cell in bold."""
+    keys = ["optimizer", "lr", "filters", "kernel_size", "dense_units", "dropout", "batch_size", "epochs",
+            "batch_norm", "augment"]
+    baseline = asdict(models[BASELINE])
+    header = "| model | " + " | ".join(keys) + " |"
+    rule = "|" + "|".join("---" for _ in range(len(keys) + 1)) + "|"
+    lines = [header, rule]
+    for name, cfg in models.items():
+        values = asdict(cfg)
+        cells = [f"**{_fmt(values[k])}**" if values[k] != baseline[k] else _fmt(values[k]) for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def observations(rows: list[dict]) -> list[str]:
+    """One sentence per variant: helped or hurt, by how much, and whether it beats the noise."""
+    notes = []
+    base = next((r for r in rows if r["model"] == BASELINE), None)
+    if base is None:
+        return notes
+    for row in rows:
+        if row["model"] == BASELINE:
+            continue
+        delta = row["delta_vs_baseline"]
+        verdict = "helped" if delta > 0 else "hurt" if delta < 0 else "did not change"
+        noise = (f"significant (McNemar p = {row['mcnemar_p']:.3g} < {SIGNIFICANCE})" if row["significant"]
+                 else f"within the noise (McNemar p = {row['mcnemar_p']:.3g})")
+        speed = row["train_time_s"] / base["train_time_s"] if base["train_time_s"] else float("nan")
+        notes.append(f"**{row['model']}** ({row['change']}) {verdict} test accuracy by {abs(delta):.2f} points "
+                     f"({base['test_accuracy']:.2%} → {row['test_accuracy']:.2%}); {noise}; "
+                     f"training took {speed:.2f}x the baseline's time.")
+    return notes
+
+
+def read_history(log_dir: Path) -> dict[str, list[float]]:
+    """Per-epoch metrics from a dvclive directory, keyed like Keras' history (loss, val_loss, ...)."""
+    history: dict[str, list[float]] = {}
+    for split, prefix in (("train", ""), ("val", "val_")):
+        for tsv in sorted((log_dir / "plots" / "metrics" / split).glob("*.tsv")):
+            with open(tsv, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f, delimiter="\t"))
+            history[prefix + tsv.stem] = [float(r[tsv.stem]) for r in rows]
+    return history
+
+
+def long_history_csv(histories: dict[str, dict[str, list[float]]], metric: str) -> str:
+    """series,epoch,<metric> rows: every model's curve in one file for the `series` template."""
+    lines = [f"series,epoch,{metric}"]
+    for name, history in histories.items():
+        lines += [f"{name},{epoch},{value:.6f}" for epoch, value in enumerate(history.get(metric, []), start=1)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,56 @@
+"""Stage evaluate@<model>: test-split accuracy, loss, F1, confusion matrix, speed and size.
+
+Usage: python stages/evaluate.py <model>
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from cnnstudy import runtime  # noqa: E402
+from cnnstudy.errors import DataError, StudyError  # noqa: E402
+from cnnstudy.files import read_json, save_figure, write_json, write_text  # noqa: E402
+from cnnstudy.params import load_params  # noqa: E402
+from cnnstudy.stage import run  # noqa: E402
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        raise StudyError("usage: python stages/evaluate.py <model name from params.yaml variants>")
+    name = sys.argv[1]
+    params = load_params()
+    cfg = params.model(name)
+    runtime.select_device(cfg.device)
+    import keras
+
+    from cnnstudy import charts
+    from cnnstudy.data import load_prepared
+    from cnnstudy.evaluation import confusion_rows, evaluate
+
+    model_file = Path("models") / f"{name}.keras"
+    if not model_file.exists():
+        raise DataError(f"{model_file} is missing; run `dvc repro train@{name}`")
+    runtime.seed_everything(cfg.seed)
+    model = keras.models.load_model(model_file)
+    data = load_prepared()
+    images, labels = data.test
+    trained = read_json(Path("metrics/train") / f"{name}.json")
+    metrics, probabilities = evaluate(model, model_file, images, labels, data.class_names, trained["weight_bytes"])
+    metrics = {"model": name, "device": runtime.describe_device(cfg.device)["device"], **metrics}
+    write_json(Path("metrics/eval") / f"{name}.json", metrics)
+
+    out = Path("plots/eval") / name
+    predicted = probabilities.argmax(axis=1)
+    write_text(out / "confusion.csv", confusion_rows(labels, predicted, data.class_names))
+    save_figure(charts.confusion_figure(metrics["confusion_matrix"], data.class_names,
+                                        f"{name}: test accuracy {metrics['accuracy']:.2%}"), out / "confusion.png")
+    save_figure(charts.predictions_figure(images, labels, probabilities, data.class_names,
+                                          f"{name}: 15 test predictions"), out / "samples.png")
+    print(f"evaluate@{name}: accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}, "
+          f"F1 {metrics['f1_macro']:.4f}, {metrics['test_time_s']:.2f}s for {metrics['test_images']} images, "
+          f"{metrics['model_file_mb']:.2f} MB")
+
+
+if __name__ == "__main__":
+    run(main)
