@@ -323,6 +323,31 @@ class OutliersParams:
                    seeds=seeds)
 
 
+STANDARD_MODELS = ("lenet5", "resnet50", "densenet121", "vgg16", "alexnet", "mobilenetv2")
+
+
+@dataclass(frozen=True)
+class CompareParams:
+    models: tuple[str, ...]
+    epochs: int | None          # None: each architecture's own recipe
+    input_size: int             # side the keras.applications models see (28x28 is resized up)
+    max_train_images: int | None  # None: the whole train split; a cap keeps the big models affordable on a CPU
+
+    @classmethod
+    def parse(cls, key: str, raw: Any) -> "CompareParams":
+        raw = _mapping(key, raw)
+        _exact_keys(key, raw, _fields(cls))
+        models = tuple(_choice(f"{key}.models[{i}]", m, STANDARD_MODELS)
+                       for i, m in enumerate(_list(f"{key}.models", raw["models"])))
+        if len(set(models)) != len(models):
+            raise ParamsError(f"{key}.models: lists a model twice: {list(models)}")
+        epochs = None if raw["epochs"] is None else _int(f"{key}.epochs", raw["epochs"], minimum=1)
+        cap = raw["max_train_images"]
+        cap = None if cap is None else _int(f"{key}.max_train_images", cap, minimum=10)
+        return cls(models=models, epochs=epochs, input_size=_int(f"{key}.input_size", raw["input_size"], minimum=28),
+                   max_train_images=cap)
+
+
 @dataclass(frozen=True)
 class Params:
     fetch: FetchParams
@@ -331,6 +356,7 @@ class Params:
     train: TrainParams
     models: dict[str, TrainParams] = field(default_factory=dict)  # baseline + variants, in file order
     outliers: OutliersParams | None = None
+    compare: CompareParams | None = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     def model(self, name: str) -> TrainParams:
@@ -339,7 +365,7 @@ class Params:
         return self.models[name]
 
 
-SECTIONS = ("fetch", "prepare", "kfold", "train", "variants", "outliers")
+SECTIONS = ("fetch", "prepare", "kfold", "train", "variants", "outliers", "compare")
 
 
 def parse_params(raw: Any) -> Params:
@@ -353,6 +379,7 @@ def parse_params(raw: Any) -> Params:
                   train=train,
                   models=parse_variants("variants", raw["variants"], train),
                   outliers=OutliersParams.parse("outliers", raw["outliers"]),
+                  compare=CompareParams.parse("compare", raw["compare"]),
                   raw=raw)
 
 
