@@ -1,0 +1,137 @@
+"""params.yaml loading: every mistake fails at load with the key's dotted name."""
+
+import copy
+
+import pytest
+import yaml
+
+from cnnstudy.params import PARAMS_FILE, ParamsError, load_params, parse_params
+
+
+@pytest.fixture
+def raw():
+    return yaml.safe_load(PARAMS_FILE.read_text())
+
+
+def fails(raw, match):
+    with pytest.raises(ParamsError, match=match):
+        parse_params(raw)
+
+
+def test_repo_params_load_with_baseline_and_nine_variants():
+    params = load_params()
+    assert list(params.models)[0] == "baseline"
+    assert len(params.models) == 10
+    assert params.models["baseline"] == params.train
+    assert params.models["lr_high"].lr == 0.01 and params.models["lr_high"].optimizer == params.train.optimizer
+    assert params.models["epochs_double"].epoch_multiplier() == 2.0
+    assert params.prepare.per_class == 600
+
+
+def test_unknown_key_is_named(raw):
+    raw["train"]["learning_rate"] = 0.1
+    fails(raw, r"unknown key train\.learning_rate")
+
+
+def test_unknown_top_level_section_is_named(raw):
+    raw["trian"] = {}
+    fails(raw, r"unknown key trian")
+
+
+def test_missing_key_is_named(raw):
+    del raw["prepare"]["seed"]
+    fails(raw, r"missing key prepare\.seed")
+
+
+@pytest.mark.parametrize("section,key,value,match", [
+    ("train", "lr", "fast", r"train\.lr: expected a number"),
+    ("train", "batch_size", 12.5, r"train\.batch_size: expected an integer"),
+    ("train", "epochs", True, r"train\.epochs: expected an integer"),
+    ("train", "batch_norm", "yes", r"train\.batch_norm: expected true or false"),
+    ("train", "filters", "32,64", r"train\.filters: expected a list"),
+    ("prepare", "per_class", "many", r"prepare\.per_class: expected a positive integer or 'all'"),
+    ("fetch", "mirrors", "http://x", r"fetch\.mirrors: expected a list"),
+])
+def test_wrong_type_is_named(raw, section, key, value, match):
+    raw[section][key] = value
+    fails(raw, match)
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("optimizer", "adamw", r"train\.optimizer: expected one of adam, sgd, rmsprop"),
+    ("lr", 0, r"train\.lr: expected a number > 0"),
+    ("lr", -0.1, r"train\.lr"),
+    ("batch_size", 0, r"train\.batch_size: expected an integer >= 1"),
+    ("epochs", 0, r"train\.epochs: expected an integer >= 1"),
+    ("epochs", -3, r"train\.epochs"),
+    ("dropout", 1.0, r"train\.dropout: expected a number < 1"),
+    ("dropout", -0.1, r"train\.dropout: expected a number >= 0"),
+    ("filters", [], r"train\.filters: expected a non-empty list"),
+    ("filters", [32, 0], r"train\.filters\[1\]: expected an integer >= 1"),
+    ("kernel_size", 9, r"train\.kernel_size: a 9x9 kernel is larger than the 7x7 feature map"),
+    ("filters", [8, 8, 8, 8, 8], r"train\.kernel_size: a 3x3 kernel is larger than the 1x1 feature map"),
+    ("device", "tpu", r"train\.device: expected one of auto, cpu, gpu"),
+])
+def test_bad_train_values_are_named(raw, key, value, match):
+    raw["train"][key] = value
+    fails(raw, match)
+
+
+def test_too_many_blocks_shrink_the_image_to_nothing(raw):
+    raw["train"]["kernel_size"] = 1
+    raw["train"]["filters"] = [8] * 6
+    fails(raw, r"train\.filters: 6 conv blocks with 2x2 pooling shrink a 28-pixel image to nothing")
+
+
+def test_split_must_sum_to_one(raw):
+    raw["prepare"]["split"] = {"train": 0.6, "val": 0.3, "test": 0.2}
+    fails(raw, r"prepare\.split: train \+ val \+ test must sum to 1")
+
+
+@pytest.mark.parametrize("override,match", [
+    ({}, r"variants\.v: a variant changes exactly one key of train, got 0"),
+    ({"lr": 0.1, "dropout": 0.3}, r"variants\.v: a variant changes exactly one key of train, got 2"),
+    ({"momentum": 0.9}, r"unknown key variants\.v\.momentum"),
+    ({"lr": 0.001}, r"variants\.v: sets lr to the baseline's value"),
+    ({"optimizer": "nadam"}, r"variants\.v\.optimizer: expected one of"),
+    ({"kernel_size": 11}, r"variants\.v\.kernel_size: a 11x11 kernel is larger"),
+    ({"epochs": "double"}, r"variants\.v\.epochs: expected a positive integer, 'auto' or a multiple"),
+])
+def test_bad_variants_are_named(raw, override, match):
+    raw["variants"]["v"] = override
+    fails(raw, match)
+
+
+def test_baseline_entry_must_exist_and_stay_empty(raw):
+    broken = copy.deepcopy(raw)
+    del broken["variants"]["baseline"]
+    fails(broken, r"missing key variants\.baseline")
+    raw["variants"]["baseline"] = {"lr": 0.1}
+    fails(raw, r"variants\.baseline: the baseline is `train` itself")
+
+
+def test_auto_epochs_in_a_variant_need_auto_baseline(raw):
+    raw["train"]["epochs"] = 5
+    raw["variants"]["v"] = {"epochs": "auto"}
+    fails(raw, r"variants\.v\.epochs: auto needs train\.epochs: auto")
+
+
+def test_compare_rejects_unknown_model(raw):
+    raw["compare"]["models"] = ["lenet6"]
+    fails(raw, r"compare\.models\[0\]: expected one of")
+
+
+def test_a_variant_inherits_everything_else(raw):
+    raw["train"]["lr"] = 0.01
+    del raw["variants"]["lr_high"]  # would now equal the baseline
+    params = parse_params(raw)
+    assert all(m.lr == 0.01 for n, m in params.models.items() if n != "sgd") and params.models["sgd"].lr == 0.01
+
+
+def test_unreadable_and_invalid_yaml_files(tmp_path):
+    with pytest.raises(ParamsError, match="cannot read"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
