@@ -1,0 +1,125 @@
+"""Model building, training determinism and epoch resolution (tiny models, real Keras)."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from cnnstudy import runtime
+from cnnstudy.errors import DataError
+from cnnstudy.idx import read_pair
+from cnnstudy.kfold import resolve_epochs, round_half_up, select_epochs
+from cnnstudy.params import KFoldParams, REPO_ROOT, load_params
+
+runtime.select_device("cpu")
+
+import keras  # noqa: E402
+
+from cnnstudy.models import build_cnn, compile_model, weight_bytes  # noqa: E402
+from cnnstudy.training import fit  # noqa: E402
+
+BUNDLED = REPO_ROOT / "data" / "bundled" / "mnist-sample"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    images, labels = read_pair(BUNDLED / "train-images-idx3-ubyte.gz", BUNDLED / "train-labels-idx1-ubyte.gz")
+    return images[:400], labels[:400]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return dataclasses.replace(load_params().train, filters=(4, 8), dense_units=16, batch_size=32, epochs=2)
+
+
+def train_once(cfg, digits, epochs=2):
+    runtime.seed_everything(cfg.seed)
+    model = compile_model(build_cnn(cfg), cfg)
+    result = fit(model, cfg, (digits[0][:300], digits[1][:300]), (digits[0][300:], digits[1][300:]), epochs)
+    return model, result
+
+
+def test_baseline_has_the_reports_parameter_count():
+    model = build_cnn(load_params().train)
+    assert model.count_params() == 241_546
+    assert weight_bytes(model) == 241_546 * 4
+
+
+def test_batch_norm_and_augment_add_layers_but_keep_the_input():
+    base = load_params().train
+    bn = build_cnn(dataclasses.replace(base, batch_norm=True))
+    aug = build_cnn(dataclasses.replace(base, augment=True))
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in bn.layers)
+    assert any(isinstance(layer, keras.layers.RandomRotation) for layer in aug.layers)
+    assert aug.count_params() == 241_546  # augmentation has no weights
+    assert bn.input_shape == aug.input_shape == (None, 28, 28, 1)
+
+
+@pytest.mark.parametrize("optimizer,cls", [("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop")])
+def test_optimizer_and_learning_rate_are_applied(tiny, optimizer, cls):
+    model = compile_model(build_cnn(tiny), dataclasses.replace(tiny, optimizer=optimizer, lr=0.05))
+    assert type(model.optimizer).__name__ == cls
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+
+
+def test_same_seed_gives_identical_weights_and_metrics(tiny, digits):
+    model_a, result_a = train_once(tiny, digits)
+    model_b, result_b = train_once(tiny, digits)
+    for wa, wb in zip(model_a.get_weights(), model_b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert result_a.history == result_b.history
+
+
+def test_another_seed_gives_other_weights(tiny, digits):
+    model_a, _ = train_once(tiny, digits)
+    model_b, _ = train_once(dataclasses.replace(tiny, seed=tiny.seed + 1), digits)
+    assert not np.array_equal(model_a.get_weights()[0], model_b.get_weights()[0])
+
+
+def test_training_learns_and_times_each_epoch(tiny, digits):
+    _, result = train_once(tiny, digits, epochs=3)
+    assert result.epochs == 3 and len(result.history["val_accuracy"]) == 3
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    assert result.train_time_s == pytest.approx(result.first_epoch_s + result.rest_epochs_s)
+    assert result.images_per_s > 0
+
+
+def test_augmented_batch_norm_model_trains(tiny, digits):
+    cfg = dataclasses.replace(tiny, augment=True, batch_norm=True)
+    _, result = train_once(cfg, digits, epochs=1)
+    assert np.isfinite(result.history["loss"][0])
+
+
+def test_kfold_picks_the_rounded_mean_best_epoch(tiny, digits):
+    runtime.seed_everything(tiny.seed)
+    result = select_epochs(tiny, KFoldParams(folds=2, max_epochs=3, patience=1), digits[0][:200], digits[1][:200],
+                           log=lambda _: None)
+    assert len(result["per_fold"]) == 2
+    assert all(1 <= f["best_epoch"] <= f["epochs_run"] <= 3 for f in result["per_fold"])
+    assert result["chosen_epochs"] == round_half_up(np.mean(result["best_epochs"]))
+
+
+def test_kfold_rejects_more_folds_than_the_smallest_class(tiny, digits):
+    with pytest.raises(DataError, match="kfold.folds is 50"):
+        select_epochs(tiny, KFoldParams(folds=50, max_epochs=1, patience=1), digits[0][:100], digits[1][:100])
+
+
+def test_resolve_epochs(tmp_path):
+    params = load_params()
+    kfold = tmp_path / "kfold.json"
+    kfold.write_text(json.dumps({"chosen_epochs": 7}))
+    assert resolve_epochs(params.train, params.train, kfold) == 7
+    assert resolve_epochs(params.models["epochs_double"], params.train, kfold) == 14
+    fixed = dataclasses.replace(params.train, epochs=5)
+    assert resolve_epochs(fixed, fixed, tmp_path / "absent.json") == 5
+    assert resolve_epochs(dataclasses.replace(fixed, epochs="2x"), fixed, tmp_path / "absent.json") == 10
+    with pytest.raises(DataError, match=r"run `dvc repro kfold`"):
+        resolve_epochs(params.train, params.train, tmp_path / "absent.json")
+    kfold.write_text(json.dumps({"chosen_epochs": None, "skipped": "train.epochs is 5"}))
+    with pytest.raises(DataError, match="no chosen epoch count"):
+        resolve_epochs(params.train, params.train, kfold)
+
+
+def test_round_half_up():
+    assert [round_half_up(x) for x in (2.5, 3.5, 2.4, 0.5)] == [3, 4, 2, 1]
