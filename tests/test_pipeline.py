@@ -1,0 +1,143 @@
+"""End to end: the real dvc.yaml on a copy of the repo with a tiny configuration.
+
+Runs `dvc repro`, a no-op repro, a forced re-training (determinism across
+processes), a one-variant change (only that variant reruns), `dvc exp run -S`,
+`dvc metrics diff` and `dvc plots show`. A few minutes on two cores.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from cnnstudy.params import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+GENERATED = ("dvc.lock", "metrics/", "plots/", "dvclive/", "models/", "data/raw/", "data/prepared/", "reports/")
+
+
+def tiny_params() -> dict:
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["prepare"]["per_class"] = 30
+    params["kfold"].update(folds=2, max_epochs=2, patience=1)
+    params["train"].update(filters=[4, 8], dense_units=16, batch_size=32)
+    params["variants"] = {"baseline": {}, "lr_high": {"lr": 0.01}, "dropout_high": {"dropout": 0.4}}
+    if "outliers" in params:
+        params["outliers"].update(repeats=2, seeds=[])
+    if "compare" in params:
+        params["compare"].update(models=["lenet5"], epochs=1, max_train_images=100)
+    return params
+
+
+def run(args, cwd, **kw):
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def dvc(*args, cwd):
+    return run([str(Path(sys.executable).parent / "dvc"), *args], cwd)
+
+
+def git(*args, cwd):
+    return run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A git repo holding the project's source files (no generated outputs) and tiny params."""
+    root = tmp_path_factory.mktemp("pipeline")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for name in filter(None, files):
+        if name.startswith(GENERATED) or not (REPO_ROOT / name).is_file():
+            continue
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    git("init", "-q", "-b", "main", cwd=root)
+    git("add", "-A", cwd=root)
+    git("commit", "-qm", "tiny", cwd=root)
+    dvc("repro", cwd=root)
+    git("add", "-A", cwd=root)
+    git("commit", "-qm", "results", cwd=root)
+    return root
+
+
+def read(repo, path):
+    return json.loads((repo / path).read_text())
+
+
+def test_repro_writes_every_output(repo):
+    data = read(repo, "metrics/data.json")
+    assert data["train"]["images"] + data["val"]["images"] + data["test"]["images"] == 300
+    assert set(data["train"]["per_class"].values()) == {18}
+    summary = read(repo, "metrics/summary.json")
+    assert list(summary) == ["baseline", "lr_high", "dropout_high"]
+    for name in summary:
+        assert (repo / "models" / f"{name}.keras").is_file()
+        assert 0.0 <= read(repo, f"metrics/eval/{name}.json")["accuracy"] <= 1.0
+    assert read(repo, "metrics/kfold.json")["chosen_epochs"] >= 1
+    assert "| baseline |" in (repo / "metrics/summary.md").read_text()
+
+
+def test_second_repro_has_nothing_to_do(repo):
+    out = dvc("repro", cwd=repo)
+    assert "Data and pipelines are up to date" in out
+
+
+def test_retraining_in_a_new_process_gives_identical_weights(repo):
+    import keras
+
+    before = keras.models.load_model(repo / "models/baseline.keras").get_weights()
+    metrics_before = read(repo, "metrics/eval/baseline.json")
+    dvc("repro", "-f", "-s", "train@baseline", cwd=repo)
+    dvc("repro", "-s", "evaluate@baseline", cwd=repo)
+    after = keras.models.load_model(repo / "models/baseline.keras").get_weights()
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    metrics_after = read(repo, "metrics/eval/baseline.json")
+    for key in ("accuracy", "loss", "f1_macro", "confusion_matrix"):
+        assert metrics_after[key] == metrics_before[key]
+
+
+def test_changing_one_variant_invalidates_only_that_variant(repo):
+    params_file = repo / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["variants"]["lr_high"]["lr"] = 0.02
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        changed = set(json.loads(dvc("status", "--json", cwd=repo)))
+    finally:
+        params_file.write_text(original)
+    assert {"train@lr_high", "evaluate@lr_high"} <= changed
+    assert not changed & {"fetch", "prepare", "kfold", "train@baseline", "train@dropout_high",
+                          "evaluate@baseline", "evaluate@dropout_high"}
+
+
+def test_exp_run_changes_the_baseline_and_metrics_diff_shows_it(repo):
+    before = read(repo, "metrics/train/baseline.json")
+    out = dvc("exp", "run", "-S", "train.lr=0.01", cwd=repo)
+    assert "Running stage 'kfold'" in out and "Running stage 'train@baseline'" in out
+    assert "Running stage 'fetch'" not in out and "Running stage 'prepare'" not in out
+    after = read(repo, "metrics/train/baseline.json")
+    assert after["train_loss"] != before["train_loss"]
+    diff = json.loads(dvc("metrics", "diff", "--json", cwd=repo))
+    assert "metrics/eval/baseline.json" in diff
+    assert "accuracy" in diff["metrics/eval/baseline.json"] or "loss" in diff["metrics/eval/baseline.json"]
+
+
+def test_plots_show_writes_html(repo):
+    dvc("plots", "show", "-o", "plots_html", cwd=repo)
+    html = (repo / "plots_html" / "index.html").read_text()
+    assert "vega" in html.lower() and "Validation accuracy per epoch" in html
