@@ -1,0 +1,23 @@
+import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # noqa: E702,I001
+
+"""DVC stage `prepare`: data/raw -> data/prepared, metrics/data.json, plots/data/."""
+
+import os  # noqa: E402
+
+from cnnstudy.params import REPO_ROOT, load_params  # noqa: E402
+from cnnstudy.prepare import run_prepare  # noqa: E402
+from cnnstudy.stage import run  # noqa: E402
+
+
+def main() -> None:
+    # Paths below are relative to the repository, so messages name "data/raw/...".
+    os.chdir(REPO_ROOT)
+    params = load_params().prepare
+    info = run_prepare(params)
+    counts = ", ".join(f"{name} {n:,}" for name, n in info["counts"].items())
+    print(f"prepare: {info['dataset']}, pool={str(info['pool']).lower()}, per_class={info['per_class']}, "
+          f"seed={info['seed']} -> {counts} images in data/prepared")
+
+
+if __name__ == "__main__":
+    run(main)
