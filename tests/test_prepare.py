@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnstudy.data import load_prepared, to_model_input
+from cnnstudy.data import load_prepared
 from cnnstudy.datasets import DATASETS
 from cnnstudy.errors import DataError
 from cnnstudy.params import PrepareParams, SplitParams
@@ -167,8 +167,6 @@ def test_load_prepared_round_trip(bundled_run):
     images, labels = data.train
     assert images.shape == (3600, 28, 28) and images.dtype == np.uint8 and labels.dtype == np.uint8
     assert per_class(data.split("test")[1]) == [120] * 10
-    x = to_model_input(images[:4])
-    assert x.shape == (4, 28, 28, 1) and x.dtype == np.float32 and 0.0 <= x.min() and x.max() == 1.0
 
 
 def test_load_prepared_missing_dir(tmp_path):
@@ -189,11 +187,6 @@ def test_load_prepared_bad_arrays(bundled_run, tmp_path):
              labels=np.zeros(2, np.uint8))
     with pytest.raises(DataError, match=r"3 images but 2 labels; run `dvc repro prepare`"):
         load_prepared(tmp_path / "prepared")
-
-
-def test_to_model_input_rejects_floats():
-    with pytest.raises(ValueError):
-        to_model_input(np.zeros((2, 28, 28), np.float32))
 
 
 # ---------------------------------------------------------------- the stage script

@@ -98,14 +98,3 @@ def load_prepared(directory: str | Path = PREPARED_DIR) -> Prepared:
     class_names = tuple(info["class_names"])
     pairs = {name: _load_split(directory / f"{name}.npz", len(class_names)) for name in SPLITS}
     return Prepared(dataset=info["dataset"], class_names=class_names, **pairs)
-
-
-def to_model_input(images: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) uint8 -> (N, 28, 28, 1) float32 in [0, 1].
-
-    Only for a model WITHOUT its own rescaling: a model that divides by 255
-    itself must get the uint8 pixels, or it sees images 255x too dark.
-    """
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise ValueError(f"expected (N, H, W) uint8 images, got {images.shape} {images.dtype}")
-    return (images.astype(np.float32) / np.float32(255.0))[..., np.newaxis]
