@@ -20,6 +20,11 @@ NUM_CLASSES = 10
 # Augmentation: up to 10% shifts and 10 degrees of rotation, as MNIST digits vary.
 SHIFT_FRACTION = 0.1
 ROTATION_FRACTION = 10 / 360
+# Keras' default BN momentum (0.99) keeps 0.99**steps of the initial variance (1.0) in
+# the moving average: after 11 epochs of 29 steps that residue is 4%, about 20x the
+# true variance of these activations, and inference-mode accuracy collapsed to 13%
+# while training-mode accuracy was 97%. At 0.9 the residue is gone after ~50 steps.
+BN_MOMENTUM = 0.9
 
 
 def make_optimizer(cfg: TrainParams) -> keras.optimizers.Optimizer:
@@ -41,7 +46,7 @@ def build_cnn(cfg: TrainParams, name: str = "cnn") -> keras.Model:
     for i, filters in enumerate(cfg.filters, start=1):
         x = layers.Conv2D(filters, cfg.kernel_size, padding="same", name=f"conv{i}")(x)
         if cfg.batch_norm:
-            x = layers.BatchNormalization(name=f"bn{i}")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
         x = layers.Activation("relu", name=f"relu{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)

@@ -86,6 +86,7 @@ def load_rows(models: dict[str, TrainParams], metrics_dir: Path = Path("metrics"
             "images_per_s": trained["images_per_s"],
             "train_accuracy": trained["train_accuracy"],
             "val_accuracy": trained["val_accuracy"],
+            "test_images": evaluated["test_images"],
             "test_time_s": evaluated["test_time_s"],
             "per_image_ms": evaluated["per_image_ms"],
             "test_accuracy": evaluated["accuracy"],
