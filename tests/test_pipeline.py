@@ -6,6 +6,7 @@ processes), a one-variant change (only that variant reruns), `dvc exp run -S`,
 """
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -88,6 +89,12 @@ def test_repro_writes_every_output(repo):
         assert 0.0 <= read(repo, f"metrics/eval/{name}.json")["accuracy"] <= 1.0
     assert read(repo, "metrics/kfold.json")["chosen_epochs"] >= 1
     assert "| baseline |" in (repo / "metrics/summary.md").read_text()
+    report = (repo / "reports/study.md").read_text()
+    for section in ("## 1. Input analysis", "## 4. Model comparison", "McNemar", "## 8. Out-of-distribution images",
+                    "AUROC", "## 9. Standard architectures", "lenet5"):
+        assert section in report, section
+    for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report):
+        assert (repo / "reports" / link).resolve().is_file(), link
 
 
 def test_second_repro_has_nothing_to_do(repo):

@@ -1,0 +1,104 @@
+"""The study report: one Markdown file with every table and figure of a run.
+
+Built only from the files the other stages wrote, so it can be regenerated at
+any time (and from any DVC revision) without retraining. Figures are linked by
+relative path from the report's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cnnstudy.files import read_json
+from cnnstudy.params import BASELINE, Params
+from cnnstudy.summary import config_table, markdown_table, observations
+
+
+def _rel(target: str | Path, report_dir: Path) -> str:
+    return Path(os.path.relpath(Path(target), report_dir)).as_posix()
+
+
+def _image(target: str | Path, report_dir: Path, alt: str) -> str:
+    return f"![{alt}]({_rel(target, report_dir)})" if Path(target).exists() else f"*({alt}: not produced)*"
+
+
+def data_section(data: dict) -> list[str]:
+    splits = [s for s in ("train", "val", "test") if s in data]
+    classes = list(data[splits[0]]["per_class"]) if splits else []
+    lines = ["| split | images | resolution | bytes/image | total MB | " + " | ".join(classes) + " |",
+             "|" + "---|" * (5 + len(classes))]
+    for split in splits:
+        s = data[split]
+        lines.append(f"| {split} | {s['images']:,} | {s['resolution']} | {s['bytes_per_image']} | {s['total_mb']} | "
+                     + " | ".join(str(s["per_class"][c]) for c in classes) + " |")
+    return lines
+
+
+def kfold_section(kfold: dict) -> list[str]:
+    if kfold.get("chosen_epochs") is None:
+        return [f"Epoch selection skipped: {kfold.get('skipped', 'train.epochs is fixed')}."]
+    lines = [f"{kfold['folds']}-fold stratified cross-validation over train+val, early stopping on validation "
+             f"loss (patience {kfold['patience']}, at most {kfold['max_epochs']} epochs). Best epochs per fold: "
+             f"{kfold['best_epochs']}; mean {kfold['mean_best_epoch']:.1f} → **{kfold['chosen_epochs']} epochs**.", "",
+             "| fold | best epoch | epochs run | val loss | val accuracy |", "|---|---|---|---|---|"]
+    lines += [f"| {f['fold']} | {f['best_epoch']} | {f['epochs_run']} | {f['val_loss']:.4f} | {f['val_accuracy']:.2%} |"
+              for f in kfold["per_fold"]]
+    return lines
+
+
+def embedded_markdown(path: Path, title: str, figures: list[tuple[Path, str]], report_dir: Path) -> list[str]:
+    """Another stage's Markdown under a section heading: its own headings demoted one level,
+    its first H1 dropped (the section title replaces it), then its figures."""
+    if not path.exists():
+        return [f"## {title}", "", f"*({path.as_posix()} not produced: run `dvc repro`)*"]
+    lines = [f"## {title}", ""]
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            continue
+        lines.append("#" + line if line.startswith("#") else line)
+    lines.append("")
+    lines += [_image(fig, report_dir, alt) + "\n" for fig, alt in figures if fig.exists()]
+    return lines
+
+
+def build_report(params: Params, rows: list[dict], root: Path = Path("."),
+                 report_file: Path = Path("reports/study.md"), extra_sections: list[list[str]] | None = None) -> str:
+    report_dir = (root / report_file).parent
+    data = read_json(root / "metrics/data.json")
+    kfold = read_json(root / "metrics/kfold.json")
+    best = max(rows, key=lambda r: r["test_accuracy"])
+    base = next(r for r in rows if r["model"] == BASELINE)
+    out = [
+        "# One hyperparameter at a time: a CNN on "
+        f"{data.get('dataset', 'MNIST')}", "",
+        f"Baseline test accuracy **{base['test_accuracy']:.2%}**; best model **{best['model']}** "
+        f"({best['change']}) at **{best['test_accuracy']:.2%}**. Test split: {rows[0].get('test_images', '')} "
+        f"images never seen in training or epoch selection.", "",
+        "## 1. Input analysis", "", *data_section(data), "",
+        _image(root / "plots/data/class_distribution.png", report_dir, "class distribution per split"), "",
+        _image(root / "plots/data/samples.png", report_dir, "5 sample images per class per split"), "",
+        "## 2. Epoch selection", "", *kfold_section(kfold), "",
+        "## 3. Configurations (changed value in bold)", "", config_table(params.models), "",
+        "## 4. Model comparison (test split)", "",
+        "Δ is the change in test accuracy against the baseline in percentage points; McNemar's exact test "
+        "compares each variant's per-image correctness with the baseline's on the same test images "
+        "(p < 0.05: the difference is larger than the noise).", "",
+        markdown_table(rows), "",
+        *[_image(root / f"plots/summary/{stem}.png", report_dir, title) for stem, title in (
+            ("test_accuracy", "test accuracy"), ("train_time", "training time"), ("test_time", "test time"),
+            ("model_size", "model size"))], "",
+        "## 5. Observations", "", *[f"- {line}" for line in observations(rows)], "",
+        "## 6. Training curves", "",
+        _image(root / "plots/summary/curves_val_accuracy.png", report_dir, "validation accuracy per epoch"), "",
+        _image(root / "plots/summary/curves_val_loss.png", report_dir, "validation loss per epoch"), "",
+        "## 7. Confusion matrices and sample predictions", "",
+    ]
+    for row in rows:
+        name = row["model"]
+        out += [f"### {name}", "",
+                _image(root / f"plots/eval/{name}/confusion.png", report_dir, f"confusion matrix, {name}"), " ",
+                _image(root / f"plots/eval/{name}/samples.png", report_dir, f"sample predictions, {name}"), ""]
+    for section in extra_sections or []:
+        out += [*section, ""]
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,35 @@
+"""Stage report: the whole study in one Markdown file, reports/study.md, with its figures."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from cnnstudy.files import write_text  # noqa: E402
+from cnnstudy.params import load_params  # noqa: E402
+from cnnstudy.stage import run  # noqa: E402
+
+REPORT = Path("reports/study.md")
+
+
+def main() -> None:
+    from cnnstudy.report import build_report, embedded_markdown
+    from cnnstudy.summary import load_rows
+
+    params = load_params()
+    rows = load_rows(params.models)
+    report_dir = REPORT.parent
+    outliers = embedded_markdown(Path("metrics/outliers.md"), "8. Out-of-distribution images", [
+        (Path("plots/outliers/preprocessing.png"), "outliers: original and what the model sees"),
+        (Path("plots/outliers/probabilities.png"), "outliers: probabilities per setting"),
+        (Path("plots/outliers/roc.png"), "ROC curves, test digits vs outliers"),
+    ], report_dir)
+    compare = embedded_markdown(Path("metrics/compare.md"), "9. Standard architectures", [
+        (png, f"standard models: {png.stem.replace('_', ' ')}") for png in sorted(Path("plots/compare").glob("*.png"))
+    ], report_dir)
+    write_text(REPORT, build_report(params, rows, report_file=REPORT, extra_sections=[outliers, compare]))
+    print(f"report: wrote {REPORT}")
+
+
+if __name__ == "__main__":
+    run(main)
