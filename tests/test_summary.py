@@ -1,0 +1,88 @@
+"""Comparison helpers: McNemar's test, tables, observations, history files."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cnnstudy.params import load_params
+from cnnstudy.report import embedded_markdown
+from cnnstudy.summary import (config_table, describe_change, long_history_csv, markdown_table, mcnemar,
+                              observations, read_history)
+
+
+def test_mcnemar_counts_only_discordant_pairs():
+    a = np.array([True] * 90 + [False] * 10)
+    assert mcnemar(a, a) == {"only_baseline_right": 0, "only_model_right": 0, "p_value": 1.0}
+    b = a.copy()
+    b[90:] = True  # the model also gets the baseline's 10 mistakes right
+    result = mcnemar(a, b)
+    assert result["only_model_right"] == 10 and result["only_baseline_right"] == 0
+    assert result["p_value"] == pytest.approx(2 * 0.5 ** 10)  # exact two-sided binomial
+
+
+def test_mcnemar_balanced_disagreement_is_not_significant():
+    a = np.array([True, False] * 50)
+    b = np.array([False, True] * 50)
+    assert mcnemar(a, b)["p_value"] > 0.9
+
+
+def test_describe_change_names_the_one_key():
+    params = load_params()
+    assert describe_change(params.models["filters_wide"], params.train) == "filters=[64, 128, 256]"
+    assert describe_change(params.train, params.train) == "—"
+
+
+def test_config_table_bolds_only_the_changed_cell():
+    table = config_table(load_params().models)
+    lr_row = next(line for line in table.splitlines() if line.startswith("| lr_high |"))
+    assert lr_row.count("**") == 2 and "**0.01**" in lr_row
+
+
+def rows():
+    base = {"model": "baseline", "change": "—", "test_accuracy": 0.95, "train_time_s": 10.0,
+            "delta_vs_baseline": 0.0, "mcnemar_p": None, "significant": False}
+    better = {**base, "model": "wide", "change": "filters=[64]", "test_accuracy": 0.97, "train_time_s": 30.0,
+              "delta_vs_baseline": 2.0, "mcnemar_p": 0.001, "significant": True}
+    same = {**base, "model": "drop", "change": "dropout=0.4", "test_accuracy": 0.945, "train_time_s": 10.0,
+            "delta_vs_baseline": -0.5, "mcnemar_p": 0.6, "significant": False}
+    return [base, better, same]
+
+
+def test_observations_say_direction_size_and_significance():
+    notes = observations(rows())
+    assert len(notes) == 2
+    assert "**wide**" in notes[0] and "helped test accuracy by 2.00 points" in notes[0]
+    assert "significant (McNemar p = 0.001" in notes[0] and "3.00x the baseline's time" in notes[0]
+    assert "hurt test accuracy by 0.50 points" in notes[1] and "within the noise" in notes[1]
+
+
+def test_markdown_table_formats_and_dashes_missing_values():
+    table = markdown_table(rows(), columns=(("model", "model", "{}"), ("mcnemar_p", "p", "{:.3g}")))
+    assert table.splitlines()[2] == "| baseline | — |"
+    assert table.splitlines()[3] == "| wide | 0.001 |"
+
+
+def test_history_round_trip_from_dvclive_files(tmp_path):
+    from dvclive import Live
+
+    live = Live(str(tmp_path / "m"), dvcyaml=None, save_dvc_exp=False)
+    for step, (loss, val) in enumerate([(1.0, 0.5), (0.5, 0.7)], start=1):
+        live.step = step
+        live.log_metric("train/loss", loss)
+        live.log_metric("val/accuracy", val)
+        live.next_step()
+    live.end()
+    history = read_history(tmp_path / "m")
+    assert history == {"loss": [1.0, 0.5], "val_accuracy": [0.5, 0.7]}
+    csv = long_history_csv({"m": history}, "val_accuracy").splitlines()
+    assert csv == ["series,epoch,val_accuracy", "m,1,0.500000", "m,2,0.700000"]
+
+
+def test_embedded_markdown_demotes_headings(tmp_path):
+    md = tmp_path / "x.md"
+    md.write_text("# Title\n\ntext\n\n## Part\n")
+    lines = embedded_markdown(md, "8. Section", [], tmp_path)
+    assert lines[0] == "## 8. Section" and "# Title" not in lines and "### Part" in lines
+    missing = embedded_markdown(tmp_path / "none.md", "9. Other", [], tmp_path)
+    assert "not produced" in missing[-1]
