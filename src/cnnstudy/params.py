@@ -332,6 +332,8 @@ class CompareParams:
     epochs: int | None          # None: each architecture's own recipe
     input_size: int             # side the keras.applications models see (28x28 is resized up)
     max_train_images: int | None  # None: the whole train split; a cap keeps the big models affordable on a CPU
+    keep_models: tuple[str, ...]  # whose .keras file stays in models/compare (DVC-cached); the others' size is
+                                  # measured on a temporary file (ResNet50's is ~284 MB)
 
     @classmethod
     def parse(cls, key: str, raw: Any) -> "CompareParams":
@@ -344,8 +346,12 @@ class CompareParams:
         epochs = None if raw["epochs"] is None else _int(f"{key}.epochs", raw["epochs"], minimum=1)
         cap = raw["max_train_images"]
         cap = None if cap is None else _int(f"{key}.max_train_images", cap, minimum=10)
-        return cls(models=models, epochs=epochs, input_size=_int(f"{key}.input_size", raw["input_size"], minimum=28),
-                   max_train_images=cap)
+        # A name not in `models` is allowed (nothing to keep), so shrinking `models` for a quick run needs no edit here.
+        keep = raw["keep_models"] if raw["keep_models"] is not None else []
+        keep = tuple(_choice(f"{key}.keep_models[{i}]", m, STANDARD_MODELS)
+                     for i, m in enumerate(_list(f"{key}.keep_models", keep)))
+        return cls(models=models, epochs=epochs, input_size=_int(f"{key}.input_size", raw["input_size"], minimum=32),
+                   max_train_images=cap, keep_models=keep)
 
 
 @dataclass(frozen=True)
