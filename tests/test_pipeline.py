@@ -117,26 +117,22 @@ def test_retraining_in_a_new_process_gives_identical_weights(repo):
         assert metrics_after[key] == metrics_before[key]
 
 
-def test_changing_one_variant_invalidates_only_that_variant(repo):
-    params_file = repo / "params.yaml"
-    original = params_file.read_text()
-    params = yaml.safe_load(original)
-    params["variants"]["lr_high"]["lr"] = 0.02
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        changed = set(json.loads(dvc("status", "--json", cwd=repo)))
-    finally:
-        params_file.write_text(original)
-    assert {"train@lr_high", "evaluate@lr_high"} <= changed
-    assert not changed & {"fetch", "prepare", "kfold", "train@baseline", "train@dropout_high",
-                          "evaluate@baseline", "evaluate@dropout_high"}
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def test_changing_one_variant_reruns_only_that_variant(repo):
+    ran = ran_stages(dvc("exp", "run", "-S", "variants.lr_high.lr=0.02", cwd=repo))
+    assert {"train@lr_high", "evaluate@lr_high"} <= ran
+    assert not ran & {"fetch", "prepare", "kfold", "train@baseline", "train@dropout_high",
+                      "evaluate@baseline", "evaluate@dropout_high"}
 
 
 def test_exp_run_changes_the_baseline_and_metrics_diff_shows_it(repo):
     before = read(repo, "metrics/train/baseline.json")
-    out = dvc("exp", "run", "-S", "train.lr=0.01", cwd=repo)
-    assert "Running stage 'kfold'" in out and "Running stage 'train@baseline'" in out
-    assert "Running stage 'fetch'" not in out and "Running stage 'prepare'" not in out
+    ran = ran_stages(dvc("exp", "run", "-S", "train.lr=0.01", cwd=repo))
+    assert {"kfold", "train@baseline", "train@dropout_high", "evaluate@baseline"} <= ran
+    assert not ran & {"fetch", "prepare"}
     after = read(repo, "metrics/train/baseline.json")
     assert after["train_loss"] != before["train_loss"]
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=repo))
