@@ -34,7 +34,8 @@ def main() -> None:
     # Cross-validate over train+val; the test split stays untouched until evaluation.
     images = np.concatenate([data.train[0], data.val[0]])
     labels = np.concatenate([data.train[1], data.val[1]])
-    result = select_epochs(cfg, params.kfold, images, labels)
+    with runtime.distribution_scope(device):  # data parallel where there are several devices
+        result = select_epochs(cfg, params.kfold, images, labels)
     write_json(KFOLD_JSON, result)
     write_val_loss_csv(result["per_fold"])
     print(f"kfold: best epochs per fold {result['best_epochs']} -> train.epochs auto = {result['chosen_epochs']}")

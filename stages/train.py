@@ -35,10 +35,12 @@ def main() -> None:
     runtime.seed_everything(cfg.seed)
     epochs = resolve_epochs(cfg, params.train, KFOLD_JSON)
     data = load_prepared()
-    model = compile_model(build_cnn(cfg, name=name), cfg)
-    print(f"train@{name}: {model.count_params():,} parameters, {epochs} epochs, "
-          f"{len(data.train[1])} images, {device['backend']} on {device['device']}, {precision}")
-    result = fit(model, cfg, data.train, data.val, epochs, log_dir=Path("dvclive") / name, verbose=2)
+    with runtime.distribution_scope(device) as parallel:  # data parallel where there are several devices
+        model = compile_model(build_cnn(cfg, name=name), cfg)
+        print(f"train@{name}: {model.count_params():,} parameters, {epochs} epochs, "
+              f"{len(data.train[1])} images, {device['backend']} on {device['device']}, {precision}, "
+              f"{parallel['replicas']} replica(s)")
+        result = fit(model, cfg, data.train, data.val, epochs, log_dir=Path("dvclive") / name, verbose=2)
     with atomic_path(Path("models") / f"{name}.keras") as tmp:
         model.save(tmp)
     write_json(Path("metrics/train") / f"{name}.json", {
@@ -48,6 +50,7 @@ def main() -> None:
         **result.summary(),
         "precision": precision,
         **device,
+        **parallel,  # strategy, replicas
     })
 
 
