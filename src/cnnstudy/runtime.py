@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -34,6 +35,31 @@ def select_device(device: str) -> None:
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
         os.environ["JAX_PLATFORMS"] = "cpu"
+    _import_tensorflow_quietly()
+
+
+def _import_tensorflow_quietly() -> None:
+    """TensorFlow's C++ start-up notices (oneDNN, absl) ignore TF_CPP_MIN_LOG_LEVEL and
+    write to file descriptor 2 during the import, so hide that descriptor just then.
+
+    Skipped when the user asked for TensorFlow's logs (TF_CPP_MIN_LOG_LEVEL below 2).
+    A failed import stays silent here and fails again, loudly, when Keras imports it.
+    """
+    if (os.environ.get("KERAS_BACKEND") != "tensorflow" or "tensorflow" in sys.modules
+            or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "2"):
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def backend_name() -> str:
