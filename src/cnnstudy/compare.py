@@ -40,6 +40,8 @@ MODELS_DIR = Path("models/compare")
 SUMMARY_JSON = Path("metrics/summary.json")
 BASELINE_PREDICTIONS = Path("plots/eval") / BASELINE / "confusion.csv"
 PLOTS_DIR = Path("plots/compare")
+# Test-split predictions per standard model, for McNemar's test in the compare_table stage.
+PREDICTIONS_JSON = Path("metrics/compare_predictions.json")
 
 COLUMNS = (  # (row key, column title, format): the combined Markdown table
     ("model", "model", "{}"),

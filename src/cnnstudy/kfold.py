@@ -39,7 +39,7 @@ def select_epochs(cfg: TrainParams, kcfg: KFoldParams, images: np.ndarray, label
     splitter = StratifiedKFold(n_splits=kcfg.folds, shuffle=True, random_state=cfg.seed)
     folds = []
     for number, (train_idx, val_idx) in enumerate(splitter.split(np.zeros(len(labels)), labels), start=1):
-        keras.backend.clear_session()
+        runtime.clear_session()  # keeps the precision policy and distribution scope
         runtime.seed_everything(cfg.seed)  # every fold starts from the same initial weights
         model = compile_model(build_cnn(cfg), cfg)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=kcfg.patience)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,7 +272,10 @@ def parse_variants(key: str, raw: Any, baseline: TrainParams) -> dict[str, Train
                               f"{', '.join(_fields(TrainParams))}")
         variant = baseline.with_override(f"{vkey}.{param}", param, value)
         if variant == baseline:
-            raise ParamsError(f"{vkey}: sets {param} to the baseline's value {value!r}, so it changes nothing")
+            # Not an error: `dvc exp run -S train.lr=0.01` must work although lr_high is lr 0.01.
+            # The variant then trains a copy of the baseline; the summary shows its change as "—".
+            print(f"warning: {vkey} sets {param} to the baseline's value {value!r}: "
+                  "it repeats the baseline", file=sys.stderr)
         if param == "epochs" and value == "auto" and baseline.epochs != "auto":
             raise ParamsError(f"{vkey}.epochs: auto needs train.epochs: auto too (the kfold stage selects "
                               f"epochs only then); give an integer or a multiple such as '2x'")
