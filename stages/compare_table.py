@@ -6,6 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from cnnstudy import runtime  # noqa: E402
 from cnnstudy.errors import DataError  # noqa: E402
 from cnnstudy.files import read_json, write_text  # noqa: E402
 from cnnstudy.params import load_params  # noqa: E402
@@ -13,12 +14,13 @@ from cnnstudy.stage import run  # noqa: E402
 
 
 def main() -> None:
+    params = load_params()
+    runtime.select_device(params.train.device)  # cnnstudy.compare imports Keras
     import numpy as np
 
     from cnnstudy import compare
     from cnnstudy.data import load_prepared
 
-    params = load_params()
     data = load_prepared()
     try:
         records = read_json("metrics/compare.json")
