@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,18 @@ def test_plots_show_writes_html(repo):
     dvc("plots", "show", "-o", "plots_html", cwd=repo)
     html = (repo / "plots_html" / "index.html").read_text()
     assert "vega" in html.lower() and "Validation accuracy per epoch" in html
+
+
+def test_queued_experiments_run_from_git_tracked_files_alone(repo):
+    """`dvc exp run --queue` runs in a temp copy holding only what git tracks."""
+    dvc("exp", "run", "--queue", "-S", "variants.dropout_high.dropout=0.3", "-n", "queued-dropout", cwd=repo)
+    dvc("queue", "start", "-j", "1", cwd=repo)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = dvc("queue", "status", cwd=repo)
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert "Success" in status, status
+    shown = dvc("exp", "show", "--json", cwd=repo)
+    assert "queued-dropout" in shown
