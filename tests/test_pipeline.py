@@ -147,9 +147,10 @@ def test_plots_show_writes_html(repo):
     assert "vega" in html.lower() and "Validation accuracy per epoch" in html
 
 
-def test_queued_experiments_run_from_git_tracked_files_alone(repo):
-    """`dvc exp run --queue` runs in a temp copy holding only what git tracks."""
-    dvc("exp", "run", "--queue", "-S", "variants.dropout_high.dropout=0.3", "-n", "queued-dropout", cwd=repo)
+def test_queued_experiment_adding_a_variant(repo):
+    """`dvc exp run --queue` runs in a temp copy holding only what git tracks; the variant
+    added from the command line gets its own train/evaluate stages and joins every table."""
+    dvc("exp", "run", "--queue", "-S", "+variants.dense_wide.dense_units=32", "-n", "queued-variant", cwd=repo)
     dvc("queue", "start", "-j", "1", cwd=repo)
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -159,4 +160,4 @@ def test_queued_experiments_run_from_git_tracked_files_alone(repo):
         time.sleep(3)
     assert "Success" in status, status
     shown = dvc("exp", "show", "--json", cwd=repo)
-    assert "queued-dropout" in shown
+    assert "queued-variant" in shown and "metrics/eval/dense_wide.json" in shown
