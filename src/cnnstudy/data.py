@@ -9,7 +9,6 @@ message that says to re-run the stage, not later inside Keras.
 
 from __future__ import annotations
 
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnstudy.errors import DataError
+from cnnstudy.files import read_stage_json
 from cnnstudy.idx import IMAGE_SHAPE
 
 PREPARED_DIR = Path("data/prepared")
@@ -47,12 +47,7 @@ class Prepared:
 
 def _read_info(directory: Path) -> dict:
     path = directory / INFO_FILE
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing; {FIX}") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable ({exc}); {FIX}") from None
+    info = read_stage_json(path, FIX)
     names = info.get("class_names") if isinstance(info, dict) else None
     if not isinstance(info, dict) or not isinstance(info.get("dataset"), str) or not isinstance(names, list) \
             or not names or not all(isinstance(n, str) for n in names):

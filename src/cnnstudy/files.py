@@ -64,6 +64,19 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def read_stage_json(path: str | Path, fix: str) -> Any:
+    """read_json for a file another stage wrote: missing or unreadable is a DataError
+    naming the file and ending in `fix` (e.g. "run `dvc repro prepare`")."""
+    from cnnstudy.errors import DataError
+
+    try:
+        return read_json(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; {fix}") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable ({exc}); {fix}") from None
+
+
 def write_npz(target: str | Path, **arrays: np.ndarray) -> None:
     with atomic_path(target) as tmp:
         # np.savez appends ".npz" to names without it; the temp name ends in .npz already.

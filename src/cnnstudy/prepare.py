@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -24,7 +23,7 @@ from cnnstudy import plotting
 from cnnstudy.data import INFO_FILE, SPLITS
 from cnnstudy.datasets import DATASETS, DIGITS, FILENAMES
 from cnnstudy.errors import DataError
-from cnnstudy.files import write_json, write_npz, write_text
+from cnnstudy.files import read_stage_json, write_json, write_npz, write_text
 from cnnstudy.idx import IMAGE_SHAPE, read_pair
 from cnnstudy.params import PrepareParams, SplitParams
 
@@ -57,12 +56,7 @@ class Split:
 def read_manifest(directory: Path) -> str:
     """The data set named by the fetch stage's manifest.json."""
     path = directory / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing; run `dvc repro fetch`") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable ({exc}); run `dvc repro fetch`") from None
+    manifest = read_stage_json(path, "run `dvc repro fetch`")
     name = manifest.get("dataset") if isinstance(manifest, dict) else None
     if name not in DATASETS:
         raise DataError(f"{path}: 'dataset' is {name!r}, expected one of {', '.join(DATASETS)}; "
