@@ -1,15 +1,12 @@
 """train.precision: auto resolves to bfloat16 only on native hardware; bf16 training is deterministic."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 from cnnstudy import runtime
 from cnnstudy.errors import StudyError
-from cnnstudy.idx import read_pair
 from cnnstudy.kfold import select_epochs
-from cnnstudy.params import KFoldParams, REPO_ROOT, load_params
+from cnnstudy.params import KFoldParams
 
 runtime.select_device("cpu")
 
@@ -18,7 +15,6 @@ import keras  # noqa: E402
 from cnnstudy.models import build_cnn, compile_model  # noqa: E402
 from cnnstudy.training import fit  # noqa: E402
 
-BUNDLED = REPO_ROOT / "data" / "bundled" / "mnist-sample"
 ZEN4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
 SAPPHIRE_RAPIDS = "flags\t\t: fpu avx512f amx_bf16 amx_tile\n"
 SKYLAKE = "flags\t\t: fpu sse2 avx2 avx512f avx512bw\nbugs\t\t: avx512_bf16_is_not_a_flag_here\n"
@@ -30,17 +26,6 @@ def policy():
     yield
     runtime._session["policy"] = None
     keras.mixed_precision.set_dtype_policy("float32")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    images, labels = read_pair(BUNDLED / "train-images-idx3-ubyte.gz", BUNDLED / "train-labels-idx1-ubyte.gz")
-    return images[:400], labels[:400]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return dataclasses.replace(load_params().train, filters=(4, 8), dense_units=16, batch_size=32, epochs=2)
 
 
 def test_native_bf16_is_read_from_the_cpu_flags():

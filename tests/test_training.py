@@ -8,9 +8,8 @@ import pytest
 
 from cnnstudy import runtime
 from cnnstudy.errors import DataError
-from cnnstudy.idx import read_pair
 from cnnstudy.kfold import resolve_epochs, round_half_up, select_epochs
-from cnnstudy.params import KFoldParams, REPO_ROOT, load_params
+from cnnstudy.params import KFoldParams, load_params
 
 runtime.select_device("cpu")
 
@@ -18,19 +17,6 @@ import keras  # noqa: E402
 
 from cnnstudy.models import build_cnn, compile_model, weight_bytes  # noqa: E402
 from cnnstudy.training import fit  # noqa: E402
-
-BUNDLED = REPO_ROOT / "data" / "bundled" / "mnist-sample"
-
-
-@pytest.fixture(scope="module")
-def digits():
-    images, labels = read_pair(BUNDLED / "train-images-idx3-ubyte.gz", BUNDLED / "train-labels-idx1-ubyte.gz")
-    return images[:400], labels[:400]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return dataclasses.replace(load_params().train, filters=(4, 8), dense_units=16, batch_size=32, epochs=2)
 
 
 def train_once(cfg, digits, epochs=2):
