@@ -185,8 +185,10 @@ def model_record(trained: Trained, metrics: dict, compare: CompareParams, keep: 
 
 def release(trained: Trained) -> None:
     """Free a model before the next one is built (ResNet50 holds ~300 MB with its optimizer)."""
+    from cnnstudy import runtime
+
     del trained.model
-    keras.backend.clear_session()
+    runtime.clear_session()  # keeps the precision policy and distribution scope for the next model
     gc.collect()
 
 
