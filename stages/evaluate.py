@@ -6,13 +6,11 @@ Usage: python stages/evaluate.py <model>
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from cnnstudy import runtime  # noqa: E402
-from cnnstudy.errors import DataError, StudyError  # noqa: E402
-from cnnstudy.files import read_json, save_figure, write_json, write_text  # noqa: E402
-from cnnstudy.params import load_params  # noqa: E402
-from cnnstudy.stage import run  # noqa: E402
+from cnnstudy import runtime
+from cnnstudy.errors import DataError, StudyError
+from cnnstudy.files import read_json, write_csv, write_json
+from cnnstudy.params import load_params
+from cnnstudy.stage import run
 
 
 def main() -> None:
@@ -24,9 +22,11 @@ def main() -> None:
     runtime.select_device(cfg.device)
     import keras
 
-    from cnnstudy import charts
+    from cnnstudy import figures
     from cnnstudy.data import load_prepared
-    from cnnstudy.evaluation import confusion_rows, evaluate
+    from cnnstudy.evaluation import confusion_rows, evaluate, headline
+    from cnnstudy.figures.results import confusion_figure, predictions_figure
+    from cnnstudy.predictions import predictions_file, write_predictions
 
     model_file = Path("models") / f"{name}.keras"
     if not model_file.exists():
@@ -38,15 +38,16 @@ def main() -> None:
     trained = read_json(Path("metrics/train") / f"{name}.json")
     metrics, probabilities = evaluate(model, model_file, images, labels, data.class_names, trained["weight_bytes"])
     metrics = {"model": name, "device": runtime.describe_device(cfg.device)["device"], **metrics}
-    write_json(Path("metrics/eval") / f"{name}.json", metrics)
+    write_json(Path("metrics/eval") / name / "details.json", metrics)
+    write_predictions(predictions_file(name), labels, probabilities, data.class_names)
+    write_json(Path("metrics/eval") / f"{name}.json", headline(metrics, trained["train_time_s"]))
 
     out = Path("plots/eval") / name
-    predicted = probabilities.argmax(axis=1)
-    write_text(out / "confusion.csv", confusion_rows(labels, predicted, data.class_names))
-    save_figure(charts.confusion_figure(metrics["confusion_matrix"], data.class_names,
-                                        f"{name}: test accuracy {metrics['accuracy']:.2%}"), out / "confusion.png")
-    save_figure(charts.predictions_figure(images, labels, probabilities, data.class_names,
-                                          f"{name}: 15 test predictions"), out / "samples.png")
+    write_csv(out / "confusion.csv", confusion_rows(labels, probabilities.argmax(axis=1), data.class_names))
+    figures.save(confusion_figure(metrics["confusion_matrix"], data.class_names,
+                                  f"{name}: test accuracy {metrics['accuracy']:.2%}"), out / "confusion.png")
+    figures.save(predictions_figure(images, labels, probabilities, data.class_names, f"{name}: 15 test predictions"),
+                 out / "samples.png")
     print(f"evaluate@{name}: accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}, "
           f"F1 {metrics['f1_macro']:.4f}, {metrics['test_time_s']:.2f}s for {metrics['test_images']} images, "
           f"{metrics['model_file_mb']:.2f} MB")

@@ -1,8 +1,5 @@
-import sys
-from pathlib import Path
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+"""Stage fetch: copy or download the data set named by fetch.dataset into data/raw/."""
 
-# Stage `fetch`: copy or download the data set named by fetch.dataset into data/raw/.
 from cnnstudy.fetch import fetch_dataset, resolve_dataset
 from cnnstudy.params import REPO_ROOT, load_params
 from cnnstudy.stage import run

@@ -1,12 +1,10 @@
-import sys; from pathlib import Path; sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # noqa: E702,I001
-
 """DVC stage `prepare`: data/raw -> data/prepared, metrics/data.json, plots/data/."""
 
-import os  # noqa: E402
+import os
 
-from cnnstudy.params import REPO_ROOT, load_params  # noqa: E402
-from cnnstudy.prepare import run_prepare  # noqa: E402
-from cnnstudy.stage import run  # noqa: E402
+from cnnstudy.params import REPO_ROOT, load_params
+from cnnstudy.prepare import run_prepare
+from cnnstudy.stage import run
 
 
 def main() -> None:

@@ -1,13 +1,10 @@
 """Stage report: the whole study in one Markdown file, reports/study.md, with its figures."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from cnnstudy.files import write_text  # noqa: E402
-from cnnstudy.params import load_params  # noqa: E402
-from cnnstudy.stage import run  # noqa: E402
+from cnnstudy.files import write_text
+from cnnstudy.params import load_params
+from cnnstudy.stage import run
 
 REPORT = Path("reports/study.md")
 

@@ -1,13 +1,10 @@
 """Stage summary: every model against the baseline, as JSON, Markdown tables and charts."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from cnnstudy.files import save_figure, write_json, write_text  # noqa: E402
-from cnnstudy.params import load_params  # noqa: E402
-from cnnstudy.stage import run  # noqa: E402
+from cnnstudy.files import long_format, write_csv, write_json, write_text
+from cnnstudy.params import load_params
+from cnnstudy.stage import run
 
 HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 BARS = (  # (row key, chart title, y label, file stem, number format)
@@ -21,28 +18,33 @@ BARS = (  # (row key, chart title, y label, file stem, number format)
 
 
 def main() -> None:
-    from cnnstudy import charts, summary
+    from cnnstudy import figures, summary
+    from cnnstudy.figures.results import bar_figure, curves_figure
+    from cnnstudy.tables import markdown_table
 
     params = load_params()
     rows = summary.load_rows(params.models)
     write_json("metrics/summary.json", {row["model"]: {k: v for k, v in row.items() if k != "model"} for row in rows})
-    text = ["# Model comparison (test split)", "", summary.markdown_table(rows), "",
+    table = markdown_table(rows, summary.COLUMNS)
+    text = ["# Model comparison (test split)", "", table, "",
             "## Configurations (changed value in bold)", "", summary.config_table(params.models), "",
             "## Observations", "", *[f"- {line}" for line in summary.observations(rows)], ""]
     write_text("metrics/summary.md", "\n".join(text))
 
     names = [row["model"] for row in rows]
     for key, title, ylabel, stem, fmt in BARS:
-        save_figure(charts.bar_figure(names, [row[key] for row in rows], title, ylabel, fmt=fmt),
-                    Path("plots/summary") / f"{stem}.png")
+        figures.save(bar_figure(names, [row[key] for row in rows], title, ylabel, fmt=fmt),
+                     Path("plots/summary") / f"{stem}.png")
     histories = {name: summary.read_history(Path("dvclive") / name) for name in names}
     for metric in HISTORY_METRICS:
-        write_text(Path("plots/history") / f"{metric}.csv", summary.long_history_csv(histories, metric))
-    save_figure(charts.curves_figure(histories, "val_accuracy", "Validation accuracy per epoch"),
-                "plots/summary/curves_val_accuracy.png")
-    save_figure(charts.curves_figure(histories, "val_loss", "Validation loss per epoch"),
-                "plots/summary/curves_val_loss.png")
-    print(summary.markdown_table(rows))
+        curves = {name: {"epoch": range(1, len(h.get(metric, [])) + 1), metric: h.get(metric, [])}
+                  for name, h in histories.items()}
+        write_csv(Path("plots/history") / f"{metric}.csv", long_format(curves), ["series", "epoch", metric])
+    figures.save(curves_figure(histories, "val_accuracy", "Validation accuracy per epoch"),
+                 "plots/summary/curves_val_accuracy.png")
+    figures.save(curves_figure(histories, "val_loss", "Validation loss per epoch"),
+                 "plots/summary/curves_val_loss.png")
+    print(table)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnstudy.datasets import DATASETS, DIGITS, FILENAMES, ROLES, Dataset, FileSpec
+from cnnstudy.registry import DATASETS, DIGITS, FILENAMES, ROLES, Dataset, FileSpec
 from cnnstudy.errors import FetchError, StudyError
 from cnnstudy.fetch import MANIFEST, UnknownDatasetError, fetch_dataset, resolve_dataset
 from cnnstudy.files import read_json

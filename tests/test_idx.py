@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from cnnstudy.datasets import FILENAMES
+from cnnstudy.registry import FILENAMES
 from cnnstudy.errors import DataError
 from cnnstudy.idx import IMAGES_MAGIC, LABELS_MAGIC, read_images, read_labels, read_pair
 from cnnstudy.prepare import load_raw

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from cnnstudy.data import load_prepared
-from cnnstudy.datasets import DATASETS
+from cnnstudy.registry import DATASETS
 from cnnstudy.errors import DataError
 from cnnstudy.params import PrepareParams, SplitParams
 from cnnstudy.prepare import run_prepare, split_counts, split_dataset
@@ -140,7 +141,9 @@ def bundled_run(tmp_path_factory):
 
 def test_metrics_on_bundled_sample(bundled_run):
     root, info = bundled_run
-    metrics = json.loads((root / "metrics" / "data.json").read_text())
+    headline = json.loads((root / "metrics" / "data.json").read_text())
+    assert headline == {"dataset": "mnist-sample", "images": {"train": 3600, "val": 1200, "test": 1200}}
+    metrics = json.loads((root / "metrics" / "data" / "details.json").read_text())
     assert metrics["dataset"] == "mnist-sample"
     for name, n in (("train", 360), ("val", 120), ("test", 120)):
         assert metrics[name]["per_class"] == {str(d): n for d in range(10)}
@@ -211,12 +214,14 @@ def test_stage_script_runs_without_keras(tmp_path):
     code = ("import runpy, sys; runpy.run_path('../stages/prepare.py', run_name='__main__'); "
             "bad = [m for m in ('keras', 'tensorflow') if m in sys.modules]; "
             "sys.exit(f'imported {bad}' if bad else 0)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=root / "data", capture_output=True, text=True)
+    # As dvc.yaml runs it: the copy's own src/ first, not the package installed in the venv.
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=root / "data", capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "prepare: mnist-sample" in done.stdout
     assert (root / "metrics" / "data.json").is_file() and (root / "data" / "prepared" / "train.npz").is_file()
 
     (root / "data" / "raw" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
-    done = subprocess.run([sys.executable, "stages/prepare.py"], cwd=root, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "stages/prepare.py"], cwd=root, capture_output=True, text=True, env=env)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: data/raw/t10k-labels-idx1-ubyte.gz: not a gzip file")

@@ -1,14 +1,15 @@
 """Comparison helpers: McNemar's test, tables, observations, history files."""
 
-import dataclasses
 
 import numpy as np
 import pytest
 
 from cnnstudy.params import load_params
 from cnnstudy.report import embedded_markdown
-from cnnstudy.summary import (config_table, describe_change, long_history_csv, markdown_table, mcnemar,
-                              observations, read_history)
+from cnnstudy.files import long_format, write_csv
+from cnnstudy.predictions import read_predictions, write_predictions
+from cnnstudy.summary import config_table, describe_change, mcnemar, observations, read_history
+from cnnstudy.tables import markdown_table
 
 
 def test_mcnemar_counts_only_discordant_pairs():
@@ -58,9 +59,18 @@ def test_observations_say_direction_size_and_significance():
 
 
 def test_markdown_table_formats_and_dashes_missing_values():
-    table = markdown_table(rows(), columns=(("model", "model", "{}"), ("mcnemar_p", "p", "{:.3g}")))
-    assert table.splitlines()[2] == "| baseline | — |"
-    assert table.splitlines()[3] == "| wide | 0.001 |"
+    table = markdown_table(rows(), columns=(("model", "model", "{}"), ("mcnemar_p", "p", "{:.3g}"),
+                                            ("change", "change", "{}")))
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+    assert cells[0] == ["model", "p", "change"]
+    assert set(cells[1][0]) <= set("-:")
+    assert cells[2][:2] == ["baseline", "—"]
+    assert cells[3][:2] == ["wide", "0.001"]
+
+
+def test_markdown_table_keeps_cells_as_text_and_escapes_pipes():
+    table = markdown_table([{"a": "0.950", "b": "x|y"}], (("a", "a", "{}"), ("b", "b", "{}")))
+    assert "0.950" in table and "x\\|y" in table
 
 
 def test_history_round_trip_from_dvclive_files(tmp_path):
@@ -75,8 +85,26 @@ def test_history_round_trip_from_dvclive_files(tmp_path):
     live.end()
     history = read_history(tmp_path / "m")
     assert history == {"loss": [1.0, 0.5], "val_accuracy": [0.5, 0.7]}
-    csv = long_history_csv({"m": history}, "val_accuracy").splitlines()
-    assert csv == ["series,epoch,val_accuracy", "m,1,0.500000", "m,2,0.700000"]
+    curves = {"m": {"epoch": range(1, 3), "val_accuracy": history["val_accuracy"]}}
+    write_csv(tmp_path / "h.csv", long_format(curves), ["series", "epoch", "val_accuracy"])
+    assert (tmp_path / "h.csv").read_text().splitlines() == ["series,epoch,val_accuracy", "m,1,0.5", "m,2,0.7"]
+    write_csv(tmp_path / "empty.csv", long_format({}), ["series", "epoch", "val_accuracy"])
+    assert (tmp_path / "empty.csv").read_text() == "series,epoch,val_accuracy\n"
+
+
+def test_predictions_round_trip_and_bad_files(tmp_path):
+    from cnnstudy.errors import DataError
+
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    write_predictions(tmp_path / "p.npz", np.array([0, 1, 1]), probabilities, ("a", "b"))
+    p = read_predictions(tmp_path / "p.npz")
+    assert p.predicted.tolist() == [0, 1, 0] and p.correct.tolist() == [True, True, False]
+    assert p.class_names == ("a", "b") and p.probabilities.dtype == np.float32
+    with pytest.raises(DataError, match="missing; run `dvc repro evaluate@m`"):
+        read_predictions(tmp_path / "absent.npz", "m")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="bad.npz: unreadable"):
+        read_predictions(tmp_path / "bad.npz")
 
 
 def test_embedded_markdown_demotes_headings(tmp_path):

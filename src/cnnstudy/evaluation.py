@@ -79,8 +79,14 @@ def evaluate(model, model_file: Path, images: np.ndarray, labels: np.ndarray,
     return metrics, probabilities
 
 
-def confusion_rows(labels: np.ndarray, predicted: np.ndarray, class_names: tuple[str, ...]) -> str:
-    """CSV for DVC's confusion template: one row per test image, in test-split order."""
-    lines = ["actual,predicted"]
-    lines += [f"{class_names[a]},{class_names[p]}" for a, p in zip(labels, predicted)]
-    return "\n".join(lines) + "\n"
+HEADLINE = ("accuracy", "loss", "f1_macro", "model_file_mb")  # with the training time: metrics/eval/<m>.json
+
+
+def headline(metrics: dict, train_time_s: float) -> dict:
+    """The few scalars DVC shows as this model's metrics; the rest is in details.json."""
+    return {**{key: metrics[key] for key in HEADLINE}, "train_time_s": train_time_s}
+
+
+def confusion_rows(labels: np.ndarray, predicted: np.ndarray, class_names: tuple[str, ...]) -> list[dict]:
+    """Rows for DVC's confusion template: one per test image, in test-split order."""
+    return [{"actual": class_names[a], "predicted": class_names[p]} for a, p in zip(labels, predicted)]

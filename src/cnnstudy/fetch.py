@@ -25,7 +25,7 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from cnnstudy.datasets import DATASETS, Dataset, FileSpec
+from cnnstudy.registry import DATASETS, Dataset, FileSpec
 from cnnstudy.errors import FetchError
 from cnnstudy.files import atomic_path, write_json
 from cnnstudy.params import REPO_ROOT, ParamsError

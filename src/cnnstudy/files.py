@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -83,10 +83,20 @@ def write_npz(target: str | Path, **arrays: np.ndarray) -> None:
         np.savez_compressed(tmp, **arrays)
 
 
-def save_figure(fig, target: str | Path, dpi: int = 110) -> None:
-    """Save a matplotlib figure atomically, then close it to free its memory."""
-    import matplotlib.pyplot as plt
+def write_csv(target: str | Path, rows, columns: Sequence[str] | None = None, float_format: str = "%.6g") -> None:
+    """The one CSV writer: `rows` (dicts or a pandas DataFrame) as CSV with a header, floats to
+    six significant digits, missing values empty."""
+    import pandas as pd
 
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(target).suffix.lstrip(".") or "png")
-    plt.close(fig)
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=columns)
+    write_text(target, frame.to_csv(index=False, lineterminator="\n", float_format=float_format))
+
+
+def long_format(series: Mapping[str, Mapping[str, Sequence]]) -> list[dict]:
+    """{series name: {column: values}} -> one row per point with a `series` column first: the long
+    format of DVC's `series` template (every model's or fold's curve in one file)."""
+    rows = []
+    for name, columns in series.items():
+        for values in zip(*columns.values()):
+            rows.append({"series": name, **dict(zip(columns, values))})
+    return rows

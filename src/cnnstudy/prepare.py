@@ -11,19 +11,16 @@ because their source indices are, and `source` is saved with each split.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from cnnstudy import plotting
 from cnnstudy.data import INFO_FILE, SPLITS
-from cnnstudy.datasets import DATASETS, DIGITS, FILENAMES
+from cnnstudy.registry import DATASETS, DIGITS, FILENAMES
 from cnnstudy.errors import DataError
-from cnnstudy.files import read_stage_json, write_json, write_npz, write_text
+from cnnstudy.files import read_stage_json, write_csv, write_json, write_npz
 from cnnstudy.idx import IMAGE_SHAPE, read_pair
 from cnnstudy.params import PrepareParams, SplitParams
 
@@ -154,8 +151,13 @@ def class_counts(labels: np.ndarray, class_names: Sequence[str]) -> dict[str, in
     return {name: int(counts[c]) for c, name in enumerate(class_names)}
 
 
+def data_headline(dataset: str, splits: Mapping[str, Split]) -> dict:
+    """metrics/data.json, a DVC metric: the data set and the images per split."""
+    return {"dataset": dataset, "images": {name: len(split.labels) for name, split in splits.items()}}
+
+
 def data_metrics(dataset: str, splits: Mapping[str, Split], class_names: Sequence[str]) -> dict:
-    """metrics/data.json: size and class balance of each split. MB = 10^6 bytes of raw pixels."""
+    """metrics/data/details.json: size and class balance of each split. MB = 10^6 bytes of raw pixels."""
     h, w = IMAGE_SHAPE
     metrics: dict = {"dataset": dataset}
     for name, split in splits.items():
@@ -169,15 +171,10 @@ def data_metrics(dataset: str, splits: Mapping[str, Split], class_names: Sequenc
     return metrics
 
 
-def distribution_csv(splits: Mapping[str, Split], class_names: Sequence[str]) -> str:
-    """One row per split and class: split,class,count."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["split", "class", "count"])
-    for name, split in splits.items():
-        for class_name, count in class_counts(split.labels, class_names).items():
-            writer.writerow([name, class_name, count])
-    return out.getvalue()
+def distribution_rows(splits: Mapping[str, Split], class_names: Sequence[str]) -> list[dict]:
+    """One row per split and class: split, class, count."""
+    return [{"split": name, "class": class_name, "count": count}
+            for name, split in splits.items() for class_name, count in class_counts(split.labels, class_names).items()]
 
 
 def info(raw: RawData, params: PrepareParams, splits: Mapping[str, Split]) -> dict:
@@ -198,7 +195,11 @@ def run_prepare(params: PrepareParams, raw_dir: str | Path = Path("data/raw"),
                 prepared_dir: str | Path = Path("data/prepared"),
                 metrics_file: str | Path = Path("metrics/data.json"),
                 plots_dir: str | Path = Path("plots/data")) -> dict:
-    """Read raw_dir, write the splits, metrics and plots; return info.json's content."""
+    """Read raw_dir, write the splits, metrics (the headline in metrics_file, the per-class
+    details in <metrics_file without .json>/details.json) and plots; return info.json's content."""
+    from cnnstudy import figures
+    from cnnstudy.figures.data import class_distribution_figure, samples_figure
+
     prepared_dir, plots_dir = Path(prepared_dir), Path(plots_dir)
     raw = load_raw(raw_dir)
     splits = split_dataset(raw.train_images, raw.train_labels, raw.test_images, raw.test_labels,
@@ -207,10 +208,11 @@ def run_prepare(params: PrepareParams, raw_dir: str | Path = Path("data/raw"),
         write_npz(prepared_dir / f"{name}.npz", images=split.images, labels=split.labels, source=split.source)
     summary = info(raw, params, splits)
     write_json(prepared_dir / INFO_FILE, summary)
-    write_json(metrics_file, data_metrics(raw.dataset, splits, raw.class_names))
-    write_text(plots_dir / DISTRIBUTION_CSV, distribution_csv(splits, raw.class_names))
-    plotting.plot_class_distribution({name: class_counts(s.labels, raw.class_names) for name, s in splits.items()},
-                                     plots_dir / DISTRIBUTION_PNG)
-    plotting.plot_samples({name: (s.images, s.labels) for name, s in splits.items()}, raw.class_names,
-                          plots_dir / SAMPLES_PNG)
+    write_json(metrics_file, data_headline(raw.dataset, splits))
+    write_json(Path(metrics_file).with_suffix("") / "details.json", data_metrics(raw.dataset, splits, raw.class_names))
+    write_csv(plots_dir / DISTRIBUTION_CSV, distribution_rows(splits, raw.class_names))
+    figures.save(class_distribution_figure({name: class_counts(s.labels, raw.class_names)
+                                            for name, s in splits.items()}), plots_dir / DISTRIBUTION_PNG)
+    figures.save(samples_figure({name: (s.images, s.labels) for name, s in splits.items()}, raw.class_names),
+                 plots_dir / SAMPLES_PNG)
     return summary

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from cnnstudy.files import read_json
 from cnnstudy.params import BASELINE, Params
-from cnnstudy.summary import config_table, markdown_table, observations
+from cnnstudy.summary import COLUMNS, config_table, observations
+from cnnstudy.tables import grid, markdown_table
 
 
 def _rel(target: str | Path, report_dir: Path) -> str:
@@ -26,13 +27,9 @@ def _image(target: str | Path, report_dir: Path, alt: str) -> str:
 def data_section(data: dict) -> list[str]:
     splits = [s for s in ("train", "val", "test") if s in data]
     classes = list(data[splits[0]]["per_class"]) if splits else []
-    lines = ["| split | images | resolution | bytes/image | total MB | " + " | ".join(classes) + " |",
-             "|" + "---|" * (5 + len(classes))]
-    for split in splits:
-        s = data[split]
-        lines.append(f"| {split} | {s['images']:,} | {s['resolution']} | {s['bytes_per_image']} | {s['total_mb']} | "
-                     + " | ".join(str(s["per_class"][c]) for c in classes) + " |")
-    return lines
+    rows = [[split, f"{data[split]['images']:,}", data[split]["resolution"], data[split]["bytes_per_image"],
+             data[split]["total_mb"], *(data[split]["per_class"][c] for c in classes)] for split in splits]
+    return [grid(["split", "images", "resolution", "bytes/image", "total MB", *classes], rows)]
 
 
 def kfold_section(kfold: dict) -> list[str]:
@@ -40,10 +37,10 @@ def kfold_section(kfold: dict) -> list[str]:
         return [f"Epoch selection skipped: {kfold.get('skipped', 'train.epochs is fixed')}."]
     lines = [f"{kfold['folds']}-fold stratified cross-validation over train+val, early stopping on validation "
              f"loss (patience {kfold['patience']}, at most {kfold['max_epochs']} epochs). Best epochs per fold: "
-             f"{kfold['best_epochs']}; mean {kfold['mean_best_epoch']:.1f} → **{kfold['chosen_epochs']} epochs**.", "",
-             "| fold | best epoch | epochs run | val loss | val accuracy |", "|---|---|---|---|---|"]
-    lines += [f"| {f['fold']} | {f['best_epoch']} | {f['epochs_run']} | {f['val_loss']:.4f} | {f['val_accuracy']:.2%} |"
-              for f in kfold["per_fold"]]
+             f"{kfold['best_epochs']}; mean {kfold['mean_best_epoch']:.1f} → **{kfold['chosen_epochs']} epochs**.", ""]
+    lines.append(grid(["fold", "best epoch", "epochs run", "val loss", "val accuracy"],
+                      [[f["fold"], f["best_epoch"], f["epochs_run"], f"{f['val_loss']:.4f}", f"{f['val_accuracy']:.2%}"]
+                       for f in kfold["per_fold"]]))
     return lines
 
 
@@ -65,8 +62,8 @@ def embedded_markdown(path: Path, title: str, figures: list[tuple[Path, str]], r
 def build_report(params: Params, rows: list[dict], root: Path = Path("."),
                  report_file: Path = Path("reports/study.md"), extra_sections: list[list[str]] | None = None) -> str:
     report_dir = (root / report_file).parent
-    data = read_json(root / "metrics/data.json")
-    kfold = read_json(root / "metrics/kfold.json")
+    data = read_json(root / "metrics/data/details.json")
+    kfold = read_json(root / "metrics/kfold/details.json")
     best = max(rows, key=lambda r: r["test_accuracy"])
     base = next(r for r in rows if r["model"] == BASELINE)
     out = [
@@ -84,7 +81,7 @@ def build_report(params: Params, rows: list[dict], root: Path = Path("."),
         "Δ is the change in test accuracy against the baseline in percentage points; McNemar's exact test "
         "compares each variant's per-image correctness with the baseline's on the same test images "
         "(p < 0.05: the difference is larger than the noise).", "",
-        markdown_table(rows), "",
+        markdown_table(rows, COLUMNS), "",
         *[_image(root / f"plots/summary/{stem}.png", report_dir, title) for stem, title in (
             ("test_accuracy", "test accuracy"), ("train_time", "training time"), ("test_time", "test time"),
             ("model_size", "model size"))], "",

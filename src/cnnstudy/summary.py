@@ -12,6 +12,8 @@ from scipy.stats import binomtest
 from cnnstudy.errors import DataError
 from cnnstudy.files import read_json
 from cnnstudy.params import BASELINE, TrainParams
+from cnnstudy.predictions import predictions_file, read_predictions
+from cnnstudy.tables import grid
 
 # (key in the row, column title, format) for the Markdown comparison table.
 COLUMNS = (
@@ -44,13 +46,6 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(actual, predicted) class names per test image, from evaluate's confusion.csv."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return np.array([r["actual"] for r in rows]), np.array([r["predicted"] for r in rows])
-
-
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     """Exact McNemar test on paired per-image correctness of two models on the same images."""
     only_a = int(np.sum(correct_a & ~correct_b))
@@ -60,23 +55,21 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     return {"only_baseline_right": only_a, "only_model_right": only_b, "p_value": p}
 
 
-def load_rows(models: dict[str, TrainParams], metrics_dir: Path = Path("metrics"),
-              plots_dir: Path = Path("plots")) -> list[dict]:
+def load_rows(models: dict[str, TrainParams], metrics_dir: Path = Path("metrics")) -> list[dict]:
     baseline = models[BASELINE]
-    base_actual, base_pred = read_predictions(plots_dir / "eval" / BASELINE / "confusion.csv")
-    base_correct = base_actual == base_pred
+    base = read_predictions(predictions_file(BASELINE, metrics_dir / "eval"), BASELINE)
     rows = []
     for name, cfg in models.items():
         try:
             trained = read_json(metrics_dir / "train" / f"{name}.json")
-            evaluated = read_json(metrics_dir / "eval" / f"{name}.json")
+            evaluated = read_json(metrics_dir / "eval" / name / "details.json")
         except OSError as exc:
             raise DataError(f"results of model {name!r} are missing ({exc.filename}); "
                             f"run `dvc repro evaluate@{name}`") from None
-        actual, predicted = read_predictions(plots_dir / "eval" / name / "confusion.csv")
-        if not np.array_equal(actual, base_actual):
+        answers = read_predictions(predictions_file(name, metrics_dir / "eval"), name)
+        if not np.array_equal(answers.labels, base.labels):
             raise DataError(f"{name} and {BASELINE} were evaluated on different test images; run `dvc repro`")
-        test = mcnemar(base_correct, actual == predicted)
+        test = mcnemar(base.correct, answers.correct)
         rows.append({
             "model": name,
             "change": describe_change(cfg, baseline),
@@ -107,27 +100,16 @@ def load_rows(models: dict[str, TrainParams], metrics_dir: Path = Path("metrics"
     return rows
 
 
-def markdown_table(rows: list[dict], columns=COLUMNS) -> str:
-    header = "| " + " | ".join(title for _, title, _ in columns) + " |"
-    rule = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join("—" if row.get(key) is None else fmt.format(row[key]) for key, _, fmt in columns) + " |"
-            for row in rows]
-    return "\n".join([header, rule, *body])
-
-
 def config_table(models: dict[str, TrainParams]) -> str:
     """Every model's hyperparameters (the report's "Table 2"); the changed cell in bold."""
     keys = ["optimizer", "lr", "filters", "kernel_size", "dense_units", "dropout", "batch_size", "epochs",
             "batch_norm", "augment"]
     baseline = asdict(models[BASELINE])
-    header = "| model | " + " | ".join(keys) + " |"
-    rule = "|" + "|".join("---" for _ in range(len(keys) + 1)) + "|"
-    lines = [header, rule]
+    rows = []
     for name, cfg in models.items():
         values = asdict(cfg)
-        cells = [f"**{_fmt(values[k])}**" if values[k] != baseline[k] else _fmt(values[k]) for k in keys]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([name, *(f"**{_fmt(values[k])}**" if values[k] != baseline[k] else _fmt(values[k]) for k in keys)])
+    return grid(["model", *keys], rows)
 
 
 def observations(rows: list[dict]) -> list[str]:
@@ -159,11 +141,3 @@ def read_history(log_dir: Path) -> dict[str, list[float]]:
                 rows = list(csv.DictReader(f, delimiter="\t"))
             history[prefix + tsv.stem] = [float(r[tsv.stem]) for r in rows]
     return history
-
-
-def long_history_csv(histories: dict[str, dict[str, list[float]]], metric: str) -> str:
-    """series,epoch,<metric> rows: every model's curve in one file for the `series` template."""
-    lines = [f"series,epoch,{metric}"]
-    for name, history in histories.items():
-        lines += [f"{name},{epoch},{value:.6f}" for epoch, value in enumerate(history.get(metric, []), start=1)]
-    return "\n".join(lines) + "\n"

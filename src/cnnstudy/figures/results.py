@@ -1,17 +1,10 @@
-"""Figures of model results: confusion matrices, sample predictions, comparisons.
-
-(Figures of the input data live in plotting.py.) Every function returns a
-matplotlib Figure; callers save it with cnnstudy.files.save_figure.
-"""
+"""Figures of model results: confusion matrices, sample predictions, bar charts, curves."""
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # headless: stages run without a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from cnnstudy.figures import plt
 
 
 def confusion_figure(matrix: np.ndarray, class_names: tuple[str, ...], title: str):
@@ -52,9 +45,11 @@ def predictions_figure(images: np.ndarray, labels: np.ndarray, probabilities: np
 
 
 def bar_figure(names: list[str], values: list[float], title: str, ylabel: str,
-               baseline: str = "baseline", fmt: str = "{:.3g}"):
+               baseline: str = "baseline", fmt: str = "{:.3g}", log: bool = False, highlight: set[str] = frozenset()):
+    """One bar per model: the baseline orange, the study's variants blue, the models in
+    `highlight` (the standard architectures) green; `log`: a log-scale y axis."""
     fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(names) + 2), 4.2))
-    colours = ["tab:orange" if n == baseline else "tab:blue" for n in names]
+    colours = ["tab:orange" if n == baseline else "tab:green" if n in highlight else "tab:blue" for n in names]
     bars = ax.bar(names, values, color=colours)
     ax.bar_label(bars, labels=[fmt.format(v) for v in values], fontsize=7, padding=2)
     ax.set_title(title)
@@ -66,6 +61,8 @@ def bar_figure(names: list[str], values: list[float], title: str, ylabel: str,
     if finite and ylabel.endswith("accuracy"):
         low = min(finite)
         ax.set_ylim(max(0.0, low - (1 - low) * 0.5 - 0.01), 1.0)
+    if log:
+        ax.set_yscale("log")
     fig.tight_layout()
     return fig
 

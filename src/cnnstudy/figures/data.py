@@ -1,22 +1,12 @@
-"""Figures the pipeline writes as PNG. Each function stands alone: data in, file out.
-
-The Agg backend renders without a display, so stages run the same on a
-headless CI machine as on a laptop.
-"""
+"""Figures of the input data: sample images per class, images per class and split."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-import numpy as np  # noqa: E402
-
-from cnnstudy.files import save_figure  # noqa: E402
+from cnnstudy.figures import plt
 
 GAP = 2  # pixels of blank space between tiles of a mosaic
 
@@ -32,8 +22,8 @@ def _mosaic(images: np.ndarray, labels: np.ndarray, num_classes: int, per_class:
     return out
 
 
-def plot_samples(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], class_names: Sequence[str],
-                 target: str | Path, per_class: int = 5) -> None:
+def samples_figure(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], class_names: Sequence[str],
+                   per_class: int = 5):
     """A grid of `per_class` sample images per class (rows) for each split (panels)."""
     num_classes = len(class_names)
     # Constrained layout sizes the margins to the (possibly long) class names.
@@ -52,10 +42,10 @@ def plot_samples(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], class_name
         for spine in ax.spines.values():
             spine.set_visible(False)
     fig.suptitle(f"{per_class} sample images per class and split", fontsize=11)
-    save_figure(fig, target)
+    return fig
 
 
-def plot_class_distribution(counts: Mapping[str, Mapping[str, int]], target: str | Path) -> None:
+def class_distribution_figure(counts: Mapping[str, Mapping[str, int]]):
     """Horizontal bars of images per class, one panel per split; counts = {split: {class: n}}."""
     num_classes = max(map(len, counts.values()))
     fig, axes = plt.subplots(1, len(counts), figsize=(3.2 * len(counts) + 1.2, 0.3 * num_classes + 1.2),
@@ -71,4 +61,4 @@ def plot_class_distribution(counts: Mapping[str, Mapping[str, int]], target: str
     # Once only: the panels share y, and each call flips the shared axis.
     axes[0, 0].invert_yaxis()  # first class on top, as in the sample grid
     fig.suptitle("Images per class and split", fontsize=11)
-    save_figure(fig, target)
+    return fig
