@@ -1,26 +1,27 @@
 """Stage kfold: choose the baseline's epoch count by stratified k-fold cross-validation."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from cnnstudy import runtime
+from cnnstudy.files import long_format, write_csv, write_json
+from cnnstudy.params import load_params
+from cnnstudy.stage import run
 
-from cnnstudy import runtime  # noqa: E402
-from cnnstudy.files import write_json, write_text  # noqa: E402
-from cnnstudy.params import load_params  # noqa: E402
-from cnnstudy.stage import run  # noqa: E402
-
-KFOLD_JSON = Path("metrics/kfold.json")
+KFOLD_JSON = Path("metrics/kfold.json")  # the choice (a DVC metric); train@ reads chosen_epochs
+DETAILS_JSON = Path("metrics/kfold/details.json")  # every fold
 VAL_LOSS_CSV = Path("plots/kfold/val_loss.csv")
+HEADLINE = ("chosen_epochs", "mean_best_epoch", "mean_val_accuracy")
 
 
 def main() -> None:
     params = load_params()
     cfg = params.train
     if cfg.epochs != "auto":
-        write_json(KFOLD_JSON, {"chosen_epochs": None, "skipped": f"train.epochs is {cfg.epochs}, not auto"})
+        skipped = {"chosen_epochs": None, "skipped": f"train.epochs is {cfg.epochs}, not auto"}
+        write_json(KFOLD_JSON, skipped)
+        write_json(DETAILS_JSON, skipped)
         write_val_loss_csv([])
         print(f"kfold: skipped, train.epochs is {cfg.epochs}")
         return
@@ -36,18 +37,17 @@ def main() -> None:
     labels = np.concatenate([data.train[1], data.val[1]])
     with runtime.distribution_scope(device):  # data parallel where there are several devices
         result = select_epochs(cfg, params.kfold, images, labels)
-    write_json(KFOLD_JSON, result)
+    write_json(DETAILS_JSON, result)
+    write_json(KFOLD_JSON, {key: result[key] for key in HEADLINE})
     write_val_loss_csv(result["per_fold"])
     print(f"kfold: best epochs per fold {result['best_epochs']} -> train.epochs auto = {result['chosen_epochs']}")
 
 
 def write_val_loss_csv(folds: list[dict]) -> None:
     """Long format (series, epoch, val_loss): one line per fold with the `series` template."""
-    rows = ["series,epoch,val_loss"]
-    for fold in folds:
-        rows += [f"fold {fold['fold']},{epoch},{loss:.6f}"
-                 for epoch, loss in enumerate(fold["val_loss_per_epoch"], start=1)]
-    write_text(VAL_LOSS_CSV, "\n".join(rows) + "\n")
+    curves = {f"fold {fold['fold']}": {"epoch": range(1, len(fold["val_loss_per_epoch"]) + 1),
+                                       "val_loss": fold["val_loss_per_epoch"]} for fold in folds}
+    write_csv(VAL_LOSS_CSV, long_format(curves), ["series", "epoch", "val_loss"])
 
 
 if __name__ == "__main__":

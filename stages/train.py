@@ -6,15 +6,11 @@ Usage: python stages/train.py <model>   (a key of `variants` in params.yaml)
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from cnnstudy import runtime  # noqa: E402
-from cnnstudy.errors import StudyError  # noqa: E402
-from cnnstudy.files import atomic_path, write_json  # noqa: E402
-from cnnstudy.params import load_params  # noqa: E402
-from cnnstudy.stage import run  # noqa: E402
-
-KFOLD_JSON = Path("metrics/kfold.json")
+from cnnstudy import runtime
+from cnnstudy.errors import StudyError
+from cnnstudy.files import atomic_path, write_json
+from cnnstudy.params import load_params
+from cnnstudy.stage import run
 
 
 def main() -> None:
@@ -25,24 +21,23 @@ def main() -> None:
     cfg = params.model(name)
     runtime.select_device(cfg.device)
     from cnnstudy.data import load_prepared
-    from cnnstudy.kfold import resolve_epochs
-    from cnnstudy.models import build_cnn, compile_model, weight_bytes
-    from cnnstudy.training import fit
+    from cnnstudy.epochs import resolve_epochs
+    from cnnstudy.models import weight_bytes
+    from cnnstudy.train_cnn import train_cnn
 
     device = runtime.describe_device(cfg.device)
     precision = runtime.resolve_precision(cfg.precision, device["device"])
     runtime.set_precision(precision)
-    runtime.seed_everything(cfg.seed)
-    epochs = resolve_epochs(cfg, params.train, KFOLD_JSON)
+    epochs = resolve_epochs(cfg, params.train)
     data = load_prepared()
     with runtime.distribution_scope(device) as parallel:  # data parallel where there are several devices
-        model = compile_model(build_cnn(cfg, name=name), cfg)
-        print(f"train@{name}: {model.count_params():,} parameters, {epochs} epochs, "
-              f"{len(data.train[1])} images, {device['backend']} on {device['device']}, {precision}, "
-              f"{parallel['replicas']} replica(s)")
-        result = fit(model, cfg, data.train, data.val, epochs, log_dir=Path("dvclive") / name, verbose=2)
+        print(f"train@{name}: {epochs} epochs, {len(data.train[1])} images, {device['backend']} on "
+              f"{device['device']}, {precision}, {parallel['replicas']} replica(s)")
+        model, result = train_cnn(cfg, data.train, data.val, epochs, name=name, log_dir=Path("dvclive") / name,
+                                  verbose=2)
     with atomic_path(Path("models") / f"{name}.keras") as tmp:
         model.save(tmp)
+    print(f"train@{name}: {model.count_params():,} parameters, {result.train_time_s:.1f} s")
     write_json(Path("metrics/train") / f"{name}.json", {
         "model": name,
         "parameters": model.count_params(),

@@ -23,8 +23,7 @@ from cnnstudy.params import REPO_ROOT, load_params
 
 runtime.select_device("cpu")
 
-from cnnstudy.models import build_cnn, compile_model  # noqa: E402
-from cnnstudy.training import fit  # noqa: E402
+from cnnstudy.train_cnn import train_cnn  # noqa: E402
 
 BUNDLED = REPO_ROOT / "data" / "bundled" / "mnist-sample"
 EPOCHS = 2
@@ -39,18 +38,15 @@ if int(sys.argv[1]) > 1:
     runtime.split_cpu(int(sys.argv[1]))
 from cnnstudy.idx import read_pair
 from cnnstudy.kfold import select_epochs
-from cnnstudy.models import build_cnn, compile_model
 from cnnstudy.params import KFoldParams, REPO_ROOT, load_params
-from cnnstudy.training import fit
+from cnnstudy.train_cnn import train_cnn
 B = REPO_ROOT / "data" / "bundled" / "mnist-sample"
 x, y = read_pair(B / "train-images-idx3-ubyte.gz", B / "train-labels-idx1-ubyte.gz")
 cfg = dataclasses.replace(load_params().train, filters=(4, 8), dense_units=16, batch_size=32, dropout=0.0)
 device = runtime.describe_device("cpu")
 runtime.set_precision("float32")
-runtime.seed_everything(cfg.seed)
 with runtime.distribution_scope(device) as parallel:
-    model = compile_model(build_cnn(cfg), cfg)
-    result = fit(model, cfg, (x[:320], y[:320]), (x[320:400], y[320:400]), %(epochs)d)
+    model, result = train_cnn(cfg, (x[:320], y[:320]), (x[320:400], y[320:400]), %(epochs)d)
     kfold = select_epochs(cfg, KFoldParams(folds=2, max_epochs=1, patience=1), x[:60], y[:60], log=lambda _: None)
     import tensorflow as tf
     after_kfold = tf.distribute.get_strategy().num_replicas_in_sync  # clear_session per fold kept the scope
@@ -75,10 +71,8 @@ def single():
     """The same training in this process: one CPU device, the default strategy."""
     images, labels = read_pair(BUNDLED / "train-images-idx3-ubyte.gz", BUNDLED / "train-labels-idx1-ubyte.gz")
     cfg = dataclasses.replace(load_params().train, filters=(4, 8), dense_units=16, batch_size=32, dropout=0.0)
-    runtime.seed_everything(cfg.seed)
     with runtime.distribution_scope(runtime.describe_device("cpu")) as parallel:
-        model = compile_model(build_cnn(cfg), cfg)
-        result = fit(model, cfg, (images[:320], labels[:320]), (images[320:400], labels[320:400]), EPOCHS)
+        model, result = train_cnn(cfg, (images[:320], labels[:320]), (images[320:400], labels[320:400]), EPOCHS)
     return {"parallel": parallel, "history": result.history,
             "weights": [float(np.abs(w).sum()) for w in model.get_weights()]}
 

@@ -12,8 +12,7 @@ runtime.select_device("cpu")
 
 import keras  # noqa: E402
 
-from cnnstudy.models import build_cnn, compile_model  # noqa: E402
-from cnnstudy.training import fit  # noqa: E402
+from cnnstudy.train_cnn import train_cnn  # noqa: E402
 
 ZEN4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
 SAPPHIRE_RAPIDS = "flags\t\t: fpu avx512f amx_bf16 amx_tile\n"
@@ -63,10 +62,7 @@ def test_the_policy_survives_clear_session(policy):
 
 
 def train_bf16(cfg, digits):
-    runtime.seed_everything(cfg.seed)
-    model = compile_model(build_cnn(cfg), cfg)
-    result = fit(model, cfg, (digits[0][:300], digits[1][:300]), (digits[0][300:], digits[1][300:]), 2)
-    return model, result
+    return train_cnn(cfg, (digits[0][:300], digits[1][:300]), (digits[0][300:], digits[1][300:]), 2)
 
 
 def test_bf16_training_is_deterministic(policy, tiny, digits):

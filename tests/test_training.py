@@ -8,22 +8,21 @@ import pytest
 
 from cnnstudy import runtime
 from cnnstudy.errors import DataError
-from cnnstudy.kfold import resolve_epochs, round_half_up, select_epochs
+from cnnstudy.epochs import resolve_epochs, round_half_up
+from cnnstudy.kfold import select_epochs
 from cnnstudy.params import KFoldParams, load_params
 
 runtime.select_device("cpu")
 
 import keras  # noqa: E402
 
-from cnnstudy.models import build_cnn, compile_model, weight_bytes  # noqa: E402
-from cnnstudy.training import fit  # noqa: E402
+from cnnstudy.models import build_cnn, weight_bytes  # noqa: E402
+from cnnstudy.train_cnn import train_cnn  # noqa: E402
+from cnnstudy.training import compile_model  # noqa: E402
 
 
 def train_once(cfg, digits, epochs=2):
-    runtime.seed_everything(cfg.seed)
-    model = compile_model(build_cnn(cfg), cfg)
-    result = fit(model, cfg, (digits[0][:300], digits[1][:300]), (digits[0][300:], digits[1][300:]), epochs)
-    return model, result
+    return train_cnn(cfg, (digits[0][:300], digits[1][:300]), (digits[0][300:], digits[1][300:]), epochs)
 
 
 def test_baseline_has_the_reports_parameter_count():
@@ -44,7 +43,7 @@ def test_batch_norm_and_augment_add_layers_but_keep_the_input():
 
 @pytest.mark.parametrize("optimizer,cls", [("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop")])
 def test_optimizer_and_learning_rate_are_applied(tiny, optimizer, cls):
-    model = compile_model(build_cnn(tiny), dataclasses.replace(tiny, optimizer=optimizer, lr=0.05))
+    model = compile_model(build_cnn(tiny), optimizer, 0.05)
     assert type(model.optimizer).__name__ == cls
     assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
 

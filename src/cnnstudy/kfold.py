@@ -8,19 +8,13 @@ mean of the folds' best epochs, rounded half up.
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from cnnstudy.epochs import round_half_up
 from cnnstudy.errors import DataError
-from cnnstudy.files import read_json
 from cnnstudy.params import KFoldParams, TrainParams
-
-
-def round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
 
 
 def select_epochs(cfg: TrainParams, kcfg: KFoldParams, images: np.ndarray, labels: np.ndarray,
@@ -29,8 +23,7 @@ def select_epochs(cfg: TrainParams, kcfg: KFoldParams, images: np.ndarray, label
     from sklearn.model_selection import StratifiedKFold
 
     from cnnstudy import runtime
-    from cnnstudy.models import build_cnn, compile_model
-    from cnnstudy.training import fit
+    from cnnstudy.train_cnn import train_cnn
 
     smallest_class = int(np.bincount(labels).min())
     if smallest_class < kcfg.folds:
@@ -40,11 +33,10 @@ def select_epochs(cfg: TrainParams, kcfg: KFoldParams, images: np.ndarray, label
     folds = []
     for number, (train_idx, val_idx) in enumerate(splitter.split(np.zeros(len(labels)), labels), start=1):
         runtime.clear_session()  # keeps the precision policy and distribution scope
-        runtime.seed_everything(cfg.seed)  # every fold starts from the same initial weights
-        model = compile_model(build_cnn(cfg), cfg)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=kcfg.patience)
-        result = fit(model, cfg, (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx]),
-                     epochs=kcfg.max_epochs, callbacks=[stop])
+        # train_cnn seeds first: every fold starts from the same initial weights.
+        _, result = train_cnn(cfg, (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx]),
+                              kcfg.max_epochs, callbacks=[stop])
         best = int(np.argmin(result.history["val_loss"]))
         folds.append({
             "fold": number,
@@ -70,21 +62,3 @@ def select_epochs(cfg: TrainParams, kcfg: KFoldParams, images: np.ndarray, label
         "mean_val_accuracy": float(np.mean([f["val_accuracy"] for f in folds])),
         "per_fold": folds,
     }
-
-
-def resolve_epochs(cfg: TrainParams, baseline: TrainParams, kfold_file: str | Path) -> int:
-    """A model's epoch count: its own integer, the kfold choice (auto) or k x the baseline's."""
-    multiplier = cfg.epoch_multiplier()
-    if multiplier is not None:
-        return max(1, round_half_up(multiplier * resolve_epochs(baseline, baseline, kfold_file)))
-    if cfg.epochs != "auto":
-        return int(cfg.epochs)
-    try:
-        chosen = read_json(kfold_file).get("chosen_epochs")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"train.epochs is auto but {kfold_file} cannot be read ({exc}); "
-                        "run `dvc repro kfold`") from None
-    if not isinstance(chosen, int) or chosen < 1:
-        raise DataError(f"train.epochs is auto but {kfold_file} holds no chosen epoch count; "
-                        "run `dvc repro kfold`")
-    return chosen

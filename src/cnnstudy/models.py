@@ -1,4 +1,4 @@
-"""The study's CNN, built from a TrainParams, with the Keras 3 API only.
+"""The study's CNN, built from a TrainParams, with the Keras 3 API only (training: train_cnn.py).
 
 The model takes raw pixel values (0..255, uint8 or float) and rescales them
 itself, so training data can stay uint8 (4x less memory) and any caller, the
@@ -27,11 +27,6 @@ ROTATION_FRACTION = 10 / 360
 BN_MOMENTUM = 0.9
 
 
-def make_optimizer(cfg: TrainParams) -> keras.optimizers.Optimizer:
-    optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
-    return optimizers[cfg.optimizer](learning_rate=cfg.lr)
-
-
 def build_cnn(cfg: TrainParams, name: str = "cnn") -> keras.Model:
     """Conv2D(+BN)+ReLU+MaxPool per entry of cfg.filters, then Dense, Dropout, softmax."""
     check_feature_maps(cfg)
@@ -55,12 +50,6 @@ def build_cnn(cfg: TrainParams, name: str = "cnn") -> keras.Model:
     # float32 output keeps softmax and the loss stable under mixed precision.
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
-
-
-def compile_model(model: keras.Model, cfg: TrainParams) -> keras.Model:
-    # metrics must be a keyword: Keras 3 takes a third positional argument as loss_weights.
-    model.compile(optimizer=make_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
 
 
 def weight_bytes(model: keras.Model) -> int:

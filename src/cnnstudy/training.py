@@ -1,4 +1,6 @@
-"""The training loop: Keras `fit` with per-epoch timing and a dvclive log.
+"""The training loop, for any compiled Keras model: the optimizer table, `compile_model`, and
+`fit` with per-epoch timing and a dvclive log. It knows nothing of the model (the study's
+CNN is trained by cnnstudy.train_cnn, the standard models by cnnstudy.compare).
 
 Timing starts when `fit` starts, so process start-up and imports are never
 counted; the first epoch (which includes tracing and graph building) is
@@ -23,7 +25,6 @@ import keras
 import numpy as np
 
 from cnnstudy.errors import StudyError
-from cnnstudy.params import TrainParams
 
 # Training steps per call into the backend's compiled function: fewer Python round
 # trips per epoch (about 3% more images/s here). Callbacks still see every epoch;
@@ -32,6 +33,19 @@ STEPS_PER_EXECUTION = 8
 # Validation batch size; None: the training batch size. 1024 was no faster on the
 # default data (1,200 validation images) and raised peak memory by about 60 MB.
 VALIDATION_BATCH: int | None = None
+
+
+# train.optimizer -> Keras optimizer class: the one table (the study's CNN and compare use it).
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
+
+
+def compile_model(model: keras.Model, optimizer: str, learning_rate, **options) -> keras.Model:
+    """Compile for integer labels; `learning_rate` is a number or a keras.optimizers.schedules schedule;
+    `options` go to Model.compile (tests pass run_eagerly=True)."""
+    # metrics must be a keyword: Keras 3 takes a third positional argument as loss_weights.
+    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], **options)
+    return model
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -128,10 +142,10 @@ def as_model_input(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def fit(model: keras.Model, cfg: TrainParams, train: tuple[np.ndarray, np.ndarray],
-        val: tuple[np.ndarray, np.ndarray] | None, epochs: int, callbacks: list | None = None,
-        log_dir: str | Path | None = None, verbose: int = 0) -> TrainResult:
-    """Train `model` (already compiled) for `epochs` epochs with cfg.batch_size."""
+def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray] | None,
+        epochs: int, batch_size: int, callbacks: list | None = None, log_dir: str | Path | None = None,
+        verbose: int = 0) -> TrainResult:
+    """Train `model` (already compiled) for `epochs` epochs of `batch_size` images."""
     x_train, y_train = train
     if len(x_train) == 0:
         raise StudyError("the training split is empty; raise prepare.per_class or prepare.split.train")
@@ -141,8 +155,8 @@ def fit(model: keras.Model, cfg: TrainParams, train: tuple[np.ndarray, np.ndarra
         all_callbacks.append(LiveLogger(log_dir))
     validation = None if val is None else (as_model_input(val[0]), val[1])
     steps = _use_steps_per_execution(model, STEPS_PER_EXECUTION)
-    val_batch = VALIDATION_BATCH or cfg.batch_size
-    history = model.fit(as_model_input(x_train), y_train, batch_size=cfg.batch_size, epochs=epochs,
+    val_batch = VALIDATION_BATCH or batch_size
+    history = model.fit(as_model_input(x_train), y_train, batch_size=batch_size, epochs=epochs,
                         validation_data=validation, validation_batch_size=val_batch, shuffle=True,
                         callbacks=all_callbacks, verbose=verbose)
     return TrainResult(history={k: [float(v) for v in vs] for k, vs in history.history.items()},
