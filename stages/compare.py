@@ -5,16 +5,12 @@ so that retraining a variant does not retrain these.
 Usage: python stages/compare.py   (models and settings: `compare` in params.yaml)
 """
 
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from cnnstudy import runtime  # noqa: E402
-from cnnstudy.files import write_json  # noqa: E402
-from cnnstudy.params import load_params  # noqa: E402
-from cnnstudy.stage import run  # noqa: E402
+from cnnstudy import runtime
+from cnnstudy.files import write_json
+from cnnstudy.params import load_params
+from cnnstudy.stage import run
 
 
 def main() -> None:
@@ -46,7 +42,8 @@ def main() -> None:
 
     write_json(compare.PREDICTIONS_JSON, {"stage_seconds": round(time.perf_counter() - start, 1),
                                           "test_predictions": predictions})
-    write_json("metrics/compare.json", records)
+    write_json(compare.DETAILS_JSON, records)
+    write_json(compare.COMPARE_JSON, compare.headline(records))
 
 
 if __name__ == "__main__":

@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 import yaml
 
-from cnnstudy import compare, standard_models
+from cnnstudy import compare, compare_table, standard_models
 from cnnstudy.evaluation import predict_proba
+from cnnstudy.predictions import read_predictions, write_predictions
+from cnnstudy.training import compile_model
 from cnnstudy.params import PARAMS_FILE, STANDARD_MODELS, ParamsError, parse_params
-from cnnstudy.standard_models import RECIPES, bn_momenta, build_standard, model_input
+from cnnstudy.recipes import DESCRIPTIONS, RECIPES
+from cnnstudy.standard_models import bn_momenta, build_standard, model_input
 
 SIZE = 32  # the smallest input keras.applications accepts (and the default compare.input_size)
 
@@ -41,8 +44,7 @@ def test_each_model_builds_for_28x28_digits_and_trains_one_step(name):
     assert isinstance(model.layers[1], keras.layers.Rescaling)
     # The recipe's BatchNorm momentum is on every BN layer, and only models with BN have one.
     assert bn_momenta(model) == ([] if recipe.bn_momentum is None else [recipe.bn_momentum])
-    compare.compile_standard(model, "adam", compare.learning_rate(recipe, 1, 1), jit_compile=False,
-                             run_eagerly=True)
+    compile_model(model, "adam", compare.learning_rate(recipe, 1, 1), jit_compile=False, run_eagerly=True)
     before = [w.copy() for w in model.get_weights()[:2]]
     history = model.fit(x, labels, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -97,7 +99,7 @@ def test_train_subset_is_seeded_capped_and_ordered():
 
 # ---------------------------------------------------------------- recipes
 def test_recipe_table_covers_every_standard_model():
-    assert set(RECIPES) == set(STANDARD_MODELS) == set(standard_models.DESCRIPTIONS)
+    assert set(RECIPES) == set(STANDARD_MODELS) == set(DESCRIPTIONS)
     for name, recipe in RECIPES.items():
         assert 0 < recipe.lr < 0.1 and recipe.epochs >= 1 and recipe.batch_size >= 1, name
         assert 0 <= recipe.warmup_epochs < recipe.epochs, name
@@ -185,17 +187,17 @@ def test_run_model_trains_measures_and_keeps_or_drops_the_file(raw, tmp_path):
                       "delta_vs_baseline": 0.0, "mcnemar_p": None, "parameters": 1000, "model_file_mb": 0.1,
                       "weight_mb": 0.01} for name, acc in (("lr_high", 0.5), ("baseline", 0.9))}
     (tmp_path / "summary.json").write_text(json.dumps(summary))
-    rows = compare.study_rows(tmp_path / "summary.json", train_images=60)
+    rows = compare_table.study_rows(tmp_path / "summary.json", train_images=60)
     assert [r["model"] for r in rows] == ["baseline", "lr_high"]
-    names = np.asarray(data.class_names)
-    baseline_predictions = (names[labels[:30]], names[labels[:30]])  # a baseline that is always right
-    rows.append(compare.standard_row("lenet5", record, predicted, labels[:30], baseline_predictions,
-                                     data.class_names, 0.9))
+    always_right = np.eye(10)[labels[:30]]  # a baseline that is always right
+    write_predictions(tmp_path / "baseline.npz", labels[:30], always_right, data.class_names)
+    baseline_predictions = read_predictions(tmp_path / "baseline.npz")
+    rows.append(compare_table.standard_row("lenet5", record, predicted, labels[:30], baseline_predictions, 0.9))
     assert rows[-1]["delta_vs_baseline"] == pytest.approx((record["test_accuracy"] - 0.9) * 100, abs=1e-3)
     assert 0 <= rows[-1]["mcnemar_p"] <= 1
-    text = compare.report_markdown(rows, {"lenet5": record}, params.compare, 12.0)
+    text = compare_table.report_markdown(rows, {"lenet5": record}, params.compare, 12.0)
     assert "| lenet5 |" in text and "| baseline |" in text and "From-scratch recipes" in text
-    compare.save_charts(rows, {"lenet5": record}, tmp_path / "plots")
+    compare_table.save_charts(rows, {"lenet5": record}, tmp_path / "plots")
     assert {p.stem for p in (tmp_path / "plots").glob("*.png")} >= {
         "test_accuracy", "train_time", "test_time", "model_size", "parameters"}
 
@@ -204,4 +206,4 @@ def test_missing_summary_says_which_stage_to_run(tmp_path):
     from cnnstudy.errors import DataError
 
     with pytest.raises(DataError, match="dvc repro summary"):
-        compare.study_rows(tmp_path / "summary.json")
+        compare_table.study_rows(tmp_path / "summary.json")
