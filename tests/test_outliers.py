@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 
+import json
+
 import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
+from cnnstudy import detection as det
+from cnnstudy import image_prep as prep
+from cnnstudy import outlier_report as report
 from cnnstudy import outliers as O
+from cnnstudy import queries as Q
 from cnnstudy import runtime
 from cnnstudy.errors import DataError, StudyError
 from cnnstudy.idx import read_images
@@ -72,7 +78,7 @@ def good_folder(tmp_path, count: int):
 # ------------------------------------------------------------------ preprocessing
 def test_dark_blob_on_light_background_is_inverted():
     grey = blob(60, 40, ink=0.1, background=0.9, centre=(25, 18))
-    pixels, info = O.mnist_style(grey)
+    pixels, info = prep.mnist_style(grey)
     assert info == {"inverted": True, "blank": False}
     assert pixels.dtype == np.uint8 and pixels.shape == (28, 28)
     assert pixels[0, 0] == 0 and pixels[-1, -1] == 0          # white on black, as MNIST
@@ -81,7 +87,7 @@ def test_dark_blob_on_light_background_is_inverted():
 
 
 def test_light_ink_on_dark_background_is_not_inverted():
-    pixels, info = O.mnist_style(blob(40, 40, ink=0.8, background=0.15))
+    pixels, info = prep.mnist_style(blob(40, 40, ink=0.8, background=0.15))
     assert not info["inverted"]
     assert pixels[0, 0] == 0 and pixels.max() == 255
 
@@ -89,19 +95,19 @@ def test_light_ink_on_dark_background_is_not_inverted():
 def test_wide_bar_keeps_its_aspect_ratio():
     grey = np.zeros((50, 120))
     grey[20:30, 10:110] = 1.0                                 # 100 x 10: aspect 10:1
-    pixels, _ = O.mnist_style(grey)
+    pixels, _ = prep.mnist_style(grey)
     assert ink_box(pixels) == (2, 20)                         # 20 x 2, not stretched to 20 x 20
     tall = np.zeros((90, 40))
     tall[5:85, 10:30] = 1.0                                   # 20 x 80: aspect 1:4
-    assert ink_box(O.mnist_style(tall)[0]) == (20, 5)
+    assert ink_box(prep.mnist_style(tall)[0]) == (20, 5)
 
 
 @pytest.mark.parametrize("grey", [l_shape(), blob(70, 50, centre=(10, 40), radii=(8, 6)),
                                   np.rot90(l_shape(), 2)], ids=["L-shape", "off-centre blob", "rotated L"])
 def test_result_is_centred_by_centre_of_mass(grey):
-    pixels, _ = O.mnist_style(grey)
+    pixels, _ = prep.mnist_style(grey)
     cy, cx = centre_of_mass(pixels)
-    assert abs(cy - O.CENTRE) <= 0.5 and abs(cx - O.CENTRE) <= 0.5
+    assert abs(cy - prep.CENTRE) <= 0.5 and abs(cx - prep.CENTRE) <= 0.5
     box_h, box_w = ink_box(pixels)
     rows = np.flatnonzero(pixels.any(axis=1))
     # For the L, centring by mass is not centring the box: the box sits off-centre.
@@ -112,13 +118,13 @@ def test_result_is_centred_by_centre_of_mass(grey):
 def test_mnist_digits_come_through_nearly_unchanged():
     """MNIST was made this way, so its own digits are (almost) a fixed point."""
     digits = read_images(BUNDLED / "t10k-images-idx3-ubyte.gz")[:200]
-    out = np.stack([O.mnist_style(d / 255.0)[0] for d in digits])
+    out = np.stack([prep.mnist_style(d / 255.0)[0] for d in digits])
     assert np.mean([np.array_equal(a, b) for a, b in zip(out, digits)]) > 0.8
     assert np.abs(out.astype(float) - digits).mean() / 255 < 0.001
 
 
 def test_blank_image_gives_black_input():
-    pixels, info = O.mnist_style(np.full((30, 30), 0.7))
+    pixels, info = prep.mnist_style(np.full((30, 30), 0.7))
     assert info["blank"] and not pixels.any()
 
 
@@ -152,14 +158,14 @@ def _mode_image(mode: str, size: tuple[int, int]) -> Image.Image:
 def test_any_mode_and_odd_size_reads_into_a_centred_mnist_image(tmp_path, mode, suffix, size):
     path = tmp_path / f"glyph{suffix}"
     _mode_image(mode, size).save(path)
-    image = O.read_image(path)
+    image = prep.read_image(path)
     assert image.pixels.shape == (28, 28) and image.pixels.dtype == np.uint8
     assert image.size == size
     assert image.pixels[0].max() == 0 and image.pixels[:, 0].max() == 0   # black background
     assert image.pixels.max() >= 200                                       # white ink
     assert max(ink_box(image.pixels)) in (20, 21)                          # 20 + a resampling fringe
     cy, cx = centre_of_mass(image.pixels)
-    assert abs(cy - O.CENTRE) <= 0.5 and abs(cx - O.CENTRE) <= 0.5
+    assert abs(cy - prep.CENTRE) <= 0.5 and abs(cx - prep.CENTRE) <= 0.5
     # the transparent RGBA has no light background to invert: its ink goes onto white, then inverts
     assert image.inverted
 
@@ -167,14 +173,14 @@ def test_any_mode_and_odd_size_reads_into_a_centred_mnist_image(tmp_path, mode, 
 def test_light_ink_on_transparency_stays_visible():
     rgba = np.zeros((40, 30, 4), np.uint8)
     rgba[8:32, 12:18] = (255, 255, 255, 255)                   # white stroke, transparent elsewhere
-    pixels = O.preprocess_image(Image.fromarray(rgba), "white.png").pixels
+    pixels = prep.preprocess_image(Image.fromarray(rgba), "white.png").pixels
     assert pixels.max() == 255 and pixels[0, 0] == 0 and max(ink_box(pixels)) == 20
 
 
 def test_16_bit_uses_the_full_depth():
     grey = np.zeros((40, 40), np.uint16)
     grey[10:30, 18:22] = 1000                                 # dim ink: 1000 of 65535
-    image = O.preprocess_image(Image.fromarray(grey), "dim16.png")
+    image = prep.preprocess_image(Image.fromarray(grey), "dim16.png")
     assert image.mode == "I;16" and image.pixels.max() == 255 and not image.inverted
 
 
@@ -190,7 +196,7 @@ def test_unreadable_files_are_skipped_with_a_warning(tmp_path, capsys):
     (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     (folder / "sub").mkdir()
     save(folder / "sub" / "nested.png", blob(30, 30))
-    images, skipped = O.load_folder(folder)
+    images, skipped = prep.load_folder(folder)
     assert [i.name for i in images] == [f"img{i:02d}.png" for i in range(10)]
     assert sorted(name for name, _ in skipped) == ["broken.png", "data.bin", "truncated.jpg"]
     err = capsys.readouterr().err
@@ -205,7 +211,7 @@ def test_fewer_than_ten_usable_images_is_a_clear_error(tmp_path):
     folder = good_folder(tmp_path, 9)
     (folder / "broken.jpg").write_bytes(b"garbage")
     with pytest.raises(DataError) as info:
-        O.load_folder(folder, warn=lambda message: None)
+        prep.load_folder(folder, warn=lambda message: None)
     message = str(info.value)
     assert str(folder) in message and "only 9 usable image(s)" in message and "at least 10" in message
     assert "1 unreadable file(s) skipped" in message
@@ -213,11 +219,11 @@ def test_fewer_than_ten_usable_images_is_a_clear_error(tmp_path):
 
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
-        O.load_folder(tmp_path / "nope")
+        prep.load_folder(tmp_path / "nope")
 
 
 def test_the_repository_outliers_all_load():
-    images, skipped = O.load_folder(REPO_ROOT / "data" / "outliers")
+    images, skipped = prep.load_folder(REPO_ROOT / "data" / "outliers")
     assert len(images) == 23 and skipped == []
     assert all(i.pixels.shape == (28, 28) and i.pixels.dtype == np.uint8 and not i.blank for i in images)
 
@@ -233,7 +239,7 @@ def tiny_params(**changes) -> TrainParams:
 @pytest.fixture(scope="module")
 def images():
     digits = read_images(BUNDLED / "t10k-images-idx3-ubyte.gz")[:20]
-    return np.concatenate([digits, np.stack([O.mnist_style(l_shape())[0]] * 2)])
+    return np.concatenate([digits, np.stack([prep.mnist_style(l_shape())[0]] * 2)])
 
 
 @pytest.fixture(scope="module")
@@ -243,23 +249,23 @@ def dropout_model():
 
 
 def test_inference_mode_answers_identically(dropout_model, images):
-    samples = O.inference_repeats(dropout_model, images, repeats=3)
+    samples = Q.inference_repeats(dropout_model, images, repeats=3)
     assert samples.shape == (3, len(images), 10)
-    assert O.max_abs_difference(samples) == 0.0
+    assert Q.max_abs_difference(samples) == 0.0
 
 
 def test_mc_dropout_answers_vary_and_are_reproducible(dropout_model, images):
     generator = dropout_model.get_layer("dropout").seed_generator
     state = np.array(generator.state.numpy())
-    first = O.mc_dropout_repeats(dropout_model, images, repeats=3, seed=7)
-    assert O.max_abs_difference(first) > 1e-3                   # passes differ from each other
+    first = Q.mc_dropout_repeats(dropout_model, images, repeats=3, seed=7)
+    assert Q.max_abs_difference(first) > 1e-3                   # passes differ from each other
     assert np.allclose(first.sum(axis=-1), 1.0, atol=1e-5)
-    again = O.mc_dropout_repeats(dropout_model, images, repeats=3, seed=7)
+    again = Q.mc_dropout_repeats(dropout_model, images, repeats=3, seed=7)
     assert np.array_equal(first, again)                          # same seeds, same masks
-    other = O.mc_dropout_repeats(dropout_model, images, repeats=3, seed=8)
+    other = Q.mc_dropout_repeats(dropout_model, images, repeats=3, seed=8)
     assert not np.array_equal(first, other)
     assert np.array_equal(generator.state.numpy(), state)  # generator restored
-    assert O.max_abs_difference(O.inference_repeats(dropout_model, images, 2)) == 0.0  # inference unaffected
+    assert Q.max_abs_difference(Q.inference_repeats(dropout_model, images, 2)) == 0.0  # inference unaffected
 
 
 def test_mc_dropout_leaves_batch_norm_and_augmentation_in_inference_mode(images):
@@ -270,11 +276,11 @@ def test_mc_dropout_leaves_batch_norm_and_augmentation_in_inference_mode(images)
     bn.moving_mean.assign(np.full(bn.moving_mean.shape, 0.3, np.float32))
     bn.moving_variance.assign(np.full(bn.moving_variance.shape, 4.0, np.float32))
     inference = predict_proba(model, images)
-    mc = O.mc_dropout_proba(model, images, seed=5)
+    mc = Q.mc_dropout_proba(model, images, seed=5)
     np.testing.assert_allclose(mc, inference, atol=1e-6)
     # The check has teeth: with every layer in training mode the answers move.
     x = keras.ops.convert_to_tensor(images[..., None].astype("float32"))
-    for layer in O.chain_layers(model):
+    for layer in Q.chain_layers(model):
         x = layer(x, training=True)
     assert np.abs(keras.ops.convert_to_numpy(x) - inference).max() > 1e-3
 
@@ -284,7 +290,7 @@ def test_non_chain_models_are_refused():
     flat = keras.layers.Flatten()(inputs)
     merged = keras.layers.Add()([keras.layers.Dense(10)(flat), keras.layers.Dense(10)(flat)])
     with pytest.raises(StudyError, match="not a linear chain"):
-        O.chain_layers(keras.Model(inputs, keras.layers.Softmax()(merged)))
+        Q.chain_layers(keras.Model(inputs, keras.layers.Softmax()(merged)))
 
 
 def test_query_model_and_study_outputs(tmp_path, monkeypatch, dropout_model, images):
@@ -293,17 +299,17 @@ def test_query_model_and_study_outputs(tmp_path, monkeypatch, dropout_model, ima
     other = build_cnn(tiny_params(seed=4), name="tiny_other")
     outliers, test = images[-2:], images[:-2]
     labels = np.zeros(len(test), np.uint8)
-    queries = {name: O.query_model(model, name, outliers, test, repeats=3, seed=11, test_labels=labels)
+    queries = {name: Q.query_model(model, name, outliers, test, repeats=3, seed=11, test_labels=labels)
                for name, model in (("baseline", dropout_model), ("baseline_seed1", other))}
     q = queries["baseline"]
     assert q.repeats_out.shape == (3, 2, 10) and q.mc_in.shape == (3, 20, 10) and q.dropout == 0.5
-    files = [O.OutlierImage(name=f"o{i}.png", pixels=p, original=np.stack([p] * 3, -1), mode="L",
+    files = [prep.OutlierImage(name=f"o{i}.png", pixels=p, original=np.stack([p] * 3, -1), mode="L",
                             size=(28, 28), inverted=False, blank=False) for i, p in enumerate(outliers)]
     study = O.Study(images=files, skipped=[("bad.png", "x")], class_names=tuple("0123456789"),
                     queries=queries, variants=["baseline"], seed_models={"baseline_seed1": 1}, repeats=3,
                     mc_seed=11)
     monkeypatch.chdir(tmp_path)
-    metrics = O.write_outputs(study)
+    metrics = report.write_outputs(study)
     settings = metrics["settings"]
     assert settings["inference"]["max_abs_diff"] == 0.0 and settings["inference"]["identical"]
     assert settings["mc_dropout"]["max_abs_diff"] > 0 and settings["mc_dropout"]["seeds"] == [11, 12, 13]
@@ -313,20 +319,25 @@ def test_query_model_and_study_outputs(tmp_path, monkeypatch, dropout_model, ima
     rows = study.per_image()
     assert len(rows) == 2 * 3 and {r["setting"] for r in rows} == set(O.SETTINGS)
     assert all(len(r["top3"].split(", ")) == 3 for r in rows)
-    header = (tmp_path / O.ROC_CSV["msp"]).read_text().splitlines()[0]
+    header = (tmp_path / report.ROC_CSV["msp"]).read_text().splitlines()[0]
     assert header == "series,fpr,tpr"
-    for path in (O.METRICS_JSON, O.TABLE_MD, O.TABLE_CSV, O.PREPROCESSING_PNG, O.PROBABILITIES_PNG, O.ROC_PNG):
+    for path in (report.METRICS_JSON, report.DETAILS_JSON, report.TABLE_MD, report.TABLE_CSV, report.PREPROCESSING_PNG,
+                 report.PROBABILITIES_PNG, report.ROC_PNG):
         assert (tmp_path / path).stat().st_size > 0
-    assert "| o0.png |" in (tmp_path / O.TABLE_MD).read_text()
+    assert "| o0.png |" in (tmp_path / report.TABLE_MD).read_text()
+    # The DVC metric holds the AUROCs only; everything else is in details.json.
+    headline = json.loads((tmp_path / report.METRICS_JSON).read_text())
+    assert headline == {f"auroc_{score}": {name: metrics["detection"][name][score]["auroc"] for name in queries}
+                        for score in ("msp", "mc_entropy")}
 
 
 # ------------------------------------------------------------------ detection metrics
 def test_auroc_of_a_perfect_score_is_one_and_of_a_useless_one_a_half():
-    assert O.auroc([0.9, 0.8, 0.99], [0.1, 0.5]) == 1.0
-    assert O.auroc([0.1, 0.5], [0.9, 0.8, 0.99]) == 0.0
-    assert O.auroc([0.7] * 50, [0.7] * 30) == 0.5
+    assert det.auroc([0.9, 0.8, 0.99], [0.1, 0.5]) == 1.0
+    assert det.auroc([0.1, 0.5], [0.9, 0.8, 0.99]) == 0.0
+    assert det.auroc([0.7] * 50, [0.7] * 30) == 0.5
     rng = np.random.default_rng(0)
-    assert O.auroc(rng.random(4000), rng.random(4000)) == pytest.approx(0.5, abs=0.03)
+    assert det.auroc(rng.random(4000), rng.random(4000)) == pytest.approx(0.5, abs=0.03)
 
 
 def test_fpr_at_95_tpr_hand_computed():
@@ -334,13 +345,13 @@ def test_fpr_at_95_tpr_hand_computed():
     # outliers scoring >= 2 pass: 2, 3 and 25 of the five = 0.6.
     positives = np.arange(1, 21, dtype=float)
     negatives = [0.5, 1.5, 2.0, 3.0, 25.0]
-    assert O.fpr_at_95_tpr(positives, negatives) == 0.6
+    assert det.fpr_at_95_tpr(positives, negatives) == 0.6
     # 10 positives: 95% needs ceil(9.5) = 10, all of them: threshold 1 -> 1.5, 2, 3, 25 pass.
-    assert O.fpr_at_95_tpr(np.arange(1, 11, dtype=float), negatives) == 0.8
-    assert O.fpr_at_95_tpr([5, 6, 7], [1, 2]) == 0.0           # perfect separation
+    assert det.fpr_at_95_tpr(np.arange(1, 11, dtype=float), negatives) == 0.8
+    assert det.fpr_at_95_tpr([5, 6, 7], [1, 2]) == 0.0           # perfect separation
     # 0.55 * 100 is 55.00000000000001 in floating point; 55 positives kept is enough: threshold 46.
-    assert O.fpr_at_tpr(np.arange(1, 101, dtype=float), [45.5, 46.0, 46.5], level=0.55) == pytest.approx(2 / 3)
-    assert O.fpr_at_95_tpr([1, 2], [5, 6, 7]) == 1.0           # reversed
+    assert det.fpr_at_tpr(np.arange(1, 101, dtype=float), [45.5, 46.0, 46.5], level=0.55) == pytest.approx(2 / 3)
+    assert det.fpr_at_95_tpr([1, 2], [5, 6, 7]) == 1.0           # reversed
 
 
 def test_fpr_at_95_tpr_matches_the_full_roc_curve():
@@ -352,19 +363,22 @@ def test_fpr_at_95_tpr_matches_the_full_roc_curve():
         neg = np.round(rng.normal(0.0, 1.0, 23), 1)
         labels = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
         fpr, tpr, _ = roc_curve(labels, np.r_[pos, neg], drop_intermediate=False)
-        assert O.fpr_at_95_tpr(pos, neg) == pytest.approx(fpr[tpr >= 0.95].min())
+        assert det.fpr_at_95_tpr(pos, neg) == pytest.approx(fpr[tpr >= 0.95].min())
 
 
-def test_roc_csv_is_long_format_by_series():
-    text = O.roc_csv({"a": (np.array([0, 0.5, 1]), np.array([0, 1, 1])), "b": (np.array([0, 1]), np.array([0, 1]))})
-    lines = text.splitlines()
+def test_roc_csv_is_long_format_by_series(tmp_path):
+    from cnnstudy.files import long_format, write_csv
+
+    curves = {"a": (np.array([0, 0.5, 1]), np.array([0, 1, 1])), "b": (np.array([0, 1]), np.array([0, 1]))}
+    write_csv(tmp_path / "roc.csv", long_format({n: {"fpr": f, "tpr": t} for n, (f, t) in curves.items()}))
+    lines = (tmp_path / "roc.csv").read_text().splitlines()
     assert lines[0] == "series,fpr,tpr" and lines[1] == "a,0,0" and lines[-1] == "b,1,1" and len(lines) == 6
 
 
 def test_entropy_and_top_k():
-    assert O.entropy(np.full(10, 0.1)) == pytest.approx(np.log(10))
-    assert O.entropy(np.eye(10)[3]) == pytest.approx(0.0, abs=1e-9)
-    assert O.top_k(np.array([0.1, 0.6, 0.0, 0.3])) == [(1, 0.6), (3, 0.3), (0, 0.1)]
+    assert Q.entropy(np.full(10, 0.1)) == pytest.approx(np.log(10))
+    assert Q.entropy(np.eye(10)[3]) == pytest.approx(0.0, abs=1e-9)
+    assert Q.top_k(np.array([0.1, 0.6, 0.0, 0.3])) == [(1, 0.6), (3, 0.3), (0, 0.1)]
 
 
 # ------------------------------------------------------------------ the stage in dvc.yaml
@@ -376,11 +390,12 @@ def test_dvc_stage_runs_after_every_model_and_declares_every_output():
     stage = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["outliers"]
     # summary.json, written after every evaluate@<model>, stands for all models (fixed or added).
     assert "metrics/summary.json" in stage["deps"]
-    assert not [dep for dep in stage["deps"] if dep.startswith("models/")]
+    # The study's models come through summary.json; only the retrain stage's folder is named.
+    assert [dep for dep in stage["deps"] if dep.startswith("models/")] == ["models/retrained"]
     declared = set(_entries(stage["outs"]) + _entries(stage["metrics"]) + _entries(stage["plots"]))
-    written = {O.METRICS_JSON, O.TABLE_MD, O.TABLE_CSV, O.PREPROCESSING_PNG, O.PROBABILITIES_PNG, O.ROC_PNG,
-               *O.ROC_CSV.values()}
+    written = {report.METRICS_JSON, report.DETAILS_JSON.parent, report.TABLE_MD, report.TABLE_CSV,
+               report.PREPROCESSING_PNG, report.PROBABILITIES_PNG, report.ROC_PNG, *report.ROC_CSV.values()}
     assert {str(path) for path in written} == declared
-    for path in O.ROC_CSV.values():
+    for path in report.ROC_CSV.values():
         spec = next(item[str(path)] for item in stage["plots"] if str(path) in item)
         assert spec["template"] == "series" and spec["x"] == "fpr" and spec["y"] == "tpr"
