@@ -38,9 +38,9 @@ def tiny_params() -> dict:
     return params
 
 
-def run(args, cwd, **kw):
+def run(args, cwd, env_extra=None, **kw):
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **(env_extra or {})}
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, **kw)
     assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
@@ -81,13 +81,14 @@ def read(repo, path):
 
 def test_repro_writes_every_output(repo):
     data = read(repo, "metrics/data.json")
-    assert data["train"]["images"] + data["val"]["images"] + data["test"]["images"] == 300
-    assert set(data["train"]["per_class"].values()) == {18}
+    assert sum(data["images"].values()) == 300
+    assert set(read(repo, "metrics/data/details.json")["train"]["per_class"].values()) == {18}
     summary = read(repo, "metrics/summary.json")
     assert list(summary) == ["baseline", "lr_high", "dropout_high"]
     for name in summary:
         assert (repo / "models" / f"{name}.keras").is_file()
         assert 0.0 <= read(repo, f"metrics/eval/{name}.json")["accuracy"] <= 1.0
+        assert (repo / "metrics" / "eval" / name / "predictions.npz").is_file()
     assert read(repo, "metrics/kfold.json")["chosen_epochs"] >= 1
     assert "| baseline |" in (repo / "metrics/summary.md").read_text()
     report = (repo / "reports/study.md").read_text()
@@ -107,15 +108,28 @@ def test_retraining_in_a_new_process_gives_identical_weights(repo):
     import keras
 
     before = keras.models.load_model(repo / "models/baseline.keras").get_weights()
-    metrics_before = read(repo, "metrics/eval/baseline.json")
+    metrics_before = read(repo, "metrics/eval/baseline/details.json")
     dvc("repro", "-f", "-s", "train@baseline", cwd=repo)
     dvc("repro", "-s", "evaluate@baseline", cwd=repo)
     after = keras.models.load_model(repo / "models/baseline.keras").get_weights()
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
-    metrics_after = read(repo, "metrics/eval/baseline.json")
+    metrics_after = read(repo, "metrics/eval/baseline/details.json")
     for key in ("accuracy", "loss", "f1_macro", "confusion_matrix"):
         assert metrics_after[key] == metrics_before[key]
+
+
+def test_metrics_are_the_headline_figures_only(repo):
+    """`dvc metrics show` lists a few scalars per model; per-class reports stay ordinary outputs."""
+    shown = dvc("metrics", "show", "--json", cwd=repo)
+    assert "per_class" not in shown and "confusion_matrix" not in shown and "per_fold" not in shown
+    metrics = json.loads(shown)
+    files = next(iter(metrics.values()))["data"]
+    assert set(files) == {"metrics/data.json", "metrics/kfold.json", "metrics/compare.json", "metrics/outliers.json",
+                          *(f"metrics/eval/{name}.json" for name in ("baseline", "lr_high", "dropout_high"))}
+    assert set(files["metrics/eval/baseline.json"]["data"]) == {"accuracy", "loss", "f1_macro", "model_file_mb",
+                                                                "train_time_s"}
+    assert len(dvc("metrics", "show", cwd=repo)) < 3000
 
 
 def ran_stages(output: str) -> set[str]:
@@ -126,7 +140,12 @@ def test_changing_one_variant_reruns_only_that_variant(repo):
     ran = ran_stages(dvc("exp", "run", "-S", "variants.lr_high.lr=0.02", cwd=repo))
     assert {"train@lr_high", "evaluate@lr_high"} <= ran
     assert not ran & {"fetch", "prepare", "kfold", "train@baseline", "train@dropout_high",
-                      "evaluate@baseline", "evaluate@dropout_high"}
+                      "evaluate@baseline", "evaluate@dropout_high", "retrain", "compare"}
+    # What changed fits a 200-column terminal: the parameter and that model's few metrics.
+    shown = run([str(Path(sys.executable).parent / "dvc"), "exp", "show", "--only-changed", "--no-pager"], repo,
+                env_extra={"COLUMNS": "200"})
+    assert "variants.lr_high.lr" in shown and "…" not in shown, shown
+    assert max(map(len, shown.splitlines())) <= 200
 
 
 def test_exp_run_changes_the_baseline_and_metrics_diff_shows_it(repo):
