@@ -15,6 +15,7 @@ from cnnstudy.files import read_json
 from cnnstudy.params import BASELINE, CompareParams
 from cnnstudy.predictions import Predictions, predictions_file, read_predictions
 from cnnstudy.recipes import DESCRIPTIONS, RECIPES
+from cnnstudy.summary import COLUMNS as SUMMARY_COLUMNS
 from cnnstudy.summary import mcnemar
 from cnnstudy.tables import grid, markdown_table
 
@@ -23,23 +24,11 @@ BASELINE_PREDICTIONS = predictions_file(BASELINE)
 PLOTS_DIR = Path("plots/compare")
 MODELS_DIR = Path("models/compare")
 
-COLUMNS = (  # (row key, column title, format): the combined Markdown table
-    ("model", "model", "{}"),
-    ("kind", "kind", "{}"),
-    ("input", "input", "{}"),
-    ("train_images", "train images", "{:,}"),
-    ("epochs", "epochs", "{}"),
-    ("train_time_s", "train time (s)", "{:.1f}"),
-    ("train_accuracy", "train acc", "{:.2%}"),
-    ("val_accuracy", "val acc", "{:.2%}"),
-    ("test_time_s", "test time (s)", "{:.3f}"),
-    ("test_accuracy", "test acc", "{:.2%}"),
-    ("delta_vs_baseline", "Δ test acc (points)", "{:+.2f}"),
-    ("mcnemar_p", "McNemar p", "{:.3g}"),
-    ("parameters", "parameters", "{:,}"),
-    ("model_file_mb", "file (MB)", "{:.2f}"),
-    ("weight_mb", "weights (MB)", "{:.2f}"),
-)
+# The summary table's columns, with what the standard models add (kind, input, training images)
+# in place of the variant's change, and without macro F1 (not recorded for them).
+COLUMNS = (("model", "model", "{}"), ("kind", "kind", "{}"), ("input", "input", "{}"),
+           ("train_images", "train images", "{:,}"),
+           *(column for column in SUMMARY_COLUMNS if column[0] not in ("model", "change", "f1_macro")))
 BARS = (  # (row key, title, y label, file stem, format, log scale): the report's Figures 12-17
     ("test_accuracy", "Test accuracy", "test accuracy", "test_accuracy", "{:.2%}", False),
     ("val_accuracy", "Validation accuracy (last epoch)", "val accuracy", "val_accuracy", "{:.2%}", False),
