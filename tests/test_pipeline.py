@@ -125,10 +125,14 @@ def test_metrics_are_the_headline_figures_only(repo):
     assert "per_class" not in shown and "confusion_matrix" not in shown and "per_fold" not in shown
     metrics = json.loads(shown)
     files = next(iter(metrics.values()))["data"]
-    assert set(files) == {"metrics/data.json", "metrics/kfold.json", "metrics/compare.json", "metrics/outliers.json",
-                          *(f"metrics/eval/{name}.json" for name in ("baseline", "lr_high", "dropout_high"))}
-    assert set(files["metrics/eval/baseline.json"]["data"]) == {"accuracy", "loss", "f1_macro", "model_file_mb",
-                                                                "train_time_s"}
+    models = ("baseline", "lr_high", "dropout_high")
+    assert set(files) == {"metrics/data.json", "metrics/kfold.json", "metrics/standard/lenet5.json",
+                          *(f"metrics/eval/{name}.json" for name in models),
+                          *(f"metrics/auroc/{name}.json" for name in models)}
+    headline = {"accuracy", "loss", "f1_macro", "model_file_mb", "train_time_s"}
+    assert set(files["metrics/eval/baseline.json"]["data"]) == set(files["metrics/standard/lenet5.json"]["data"]) \
+        == headline
+    assert set(files["metrics/auroc/baseline.json"]["data"]) == {"auroc_msp", "auroc_mc_entropy"}
     assert len(dvc("metrics", "show", cwd=repo)) < 3000
 
 

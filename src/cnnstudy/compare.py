@@ -36,11 +36,12 @@ from cnnstudy.recipes import DESCRIPTIONS, RECIPES, Recipe
 from cnnstudy.training import TrainResult, compile_model, fit
 
 MODELS_DIR = Path("models/compare")
-COMPARE_JSON = Path("metrics/compare.json")  # the headline figures per model (a DVC metric)
+# The headline figures per model, the same as the study's models' (metrics/eval/<m>.json), one
+# file per model: a DVC metrics folder, so `dvc metrics show` gives each model a row.
+HEADLINE_DIR = Path("metrics/standard")
 DETAILS_JSON = Path("metrics/compare/details.json")  # every model's full record
 # Test-split predictions per standard model, for McNemar's test in the compare_table stage.
 PREDICTIONS_JSON = Path("metrics/compare/predictions.json")
-HEADLINE = ("test_accuracy", "test_loss", "f1_macro", "train_time_s", "model_file_mb")
 
 # ---------------------------------------------------------------- recipe and data
 def resolve_recipe(name: str, compare: CompareParams) -> Recipe:
@@ -163,11 +164,6 @@ def run_model(name: str, compare: CompareParams, baseline: TrainParams, data, ke
     record = model_record(trained, metrics, compare, keep, time.perf_counter() - start, device, precision)
     release(trained)
     return record, probabilities.argmax(axis=1)
-
-
-def headline(records: dict[str, dict]) -> dict:
-    """metrics/compare.json: the few figures per model that DVC shows as metrics."""
-    return {name: {key: record.get(key) for key in HEADLINE} for name, record in records.items()}
 
 
 def clean_models_dir(kept: list[str], models_dir: Path = MODELS_DIR) -> None:
