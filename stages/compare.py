@@ -8,7 +8,7 @@ Usage: python stages/compare.py   (models and settings: `compare` in params.yaml
 import time
 
 from cnnstudy import runtime
-from cnnstudy.files import write_json, write_json_dir
+from cnnstudy.files import write_json
 from cnnstudy.params import load_params
 from cnnstudy.stage import run
 
@@ -44,7 +44,7 @@ def main() -> None:
     write_json(compare.PREDICTIONS_JSON, {"stage_seconds": round(time.perf_counter() - start, 1),
                                           "test_predictions": predictions})
     write_json(compare.DETAILS_JSON, records)
-    write_json_dir(compare.HEADLINE_DIR, {name: headline(r, r["train_time_s"]) for name, r in records.items()})
+    write_json(compare.COMPARE_JSON, {name: headline(record) for name, record in records.items()})
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def main() -> None:
 
     from cnnstudy import figures
     from cnnstudy.data import load_prepared
-    from cnnstudy.evaluation import confusion_rows, evaluate, headline
+    from cnnstudy.evaluation import confusion_rows, evaluate
     from cnnstudy.figures.results import confusion_figure, predictions_figure
     from cnnstudy.predictions import predictions_file, write_predictions
 
@@ -38,9 +38,8 @@ def main() -> None:
     trained = read_json(Path("metrics/train") / f"{name}.json")
     metrics, probabilities = evaluate(model, model_file, images, labels, data.class_names, trained["weight_bytes"])
     metrics = {"model": name, "device": runtime.describe_device(cfg.device)["device"], **metrics}
-    write_json(Path("metrics/eval") / name / "details.json", metrics)
+    write_json(Path("metrics/eval") / f"{name}.json", metrics)
     write_predictions(predictions_file(name), labels, probabilities, data.class_names)
-    write_json(Path("metrics/eval") / f"{name}.json", headline(metrics, trained["train_time_s"]))
 
     out = Path("plots/eval") / name
     write_csv(out / "confusion.csv", confusion_rows(labels, probabilities.argmax(axis=1), data.class_names))

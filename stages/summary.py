@@ -25,6 +25,7 @@ def main() -> None:
     params = load_params()
     rows = summary.load_rows(params.models)
     write_json("metrics/summary.json", {row["model"]: {k: v for k, v in row.items() if k != "model"} for row in rows})
+    write_json("metrics/models.json", {row["model"]: summary.headline(row) for row in rows})
     table = markdown_table(rows, summary.COLUMNS)
     text = ["# Model comparison (test split)", "", table, "",
             "## Configurations (changed value in bold)", "", summary.config_table(params.models), "",

@@ -326,10 +326,9 @@ def test_query_model_and_study_outputs(tmp_path, monkeypatch, dropout_model, ima
         assert (tmp_path / path).stat().st_size > 0
     assert "| o0.png |" in (tmp_path / report.TABLE_MD).read_text()
     # The DVC metric holds the AUROCs only; everything else is in details.json.
-    for name in queries:
-        headline = json.loads((tmp_path / report.AUROC_DIR / f"{name}.json").read_text())
-        assert headline == {f"auroc_{score}": metrics["detection"][name][score]["auroc"] for score in ("msp", "mc_entropy")}
-    assert {p.stem for p in (tmp_path / report.AUROC_DIR).glob("*.json")} == set(queries)
+    headline = json.loads((tmp_path / report.METRICS_JSON).read_text())
+    assert headline == {name: {f"auroc_{score}": metrics["detection"][name][score]["auroc"]
+                               for score in ("msp", "mc_entropy")} for name in queries}
 
 
 # ------------------------------------------------------------------ detection metrics
@@ -394,7 +393,7 @@ def test_dvc_stage_runs_after_every_model_and_declares_every_output():
     # The study's models come through summary.json; only the retrain stage's folder is named.
     assert [dep for dep in stage["deps"] if dep.startswith("models/")] == ["models/retrained"]
     declared = set(_entries(stage["outs"]) + _entries(stage["metrics"]) + _entries(stage["plots"]))
-    written = {report.AUROC_DIR, report.DETAILS_JSON.parent, report.TABLE_MD, report.TABLE_CSV,
+    written = {report.METRICS_JSON, report.DETAILS_JSON.parent, report.TABLE_MD, report.TABLE_CSV,
                report.PREPROCESSING_PNG, report.PROBABILITIES_PNG, report.ROC_PNG, *report.ROC_CSV.values()}
     assert {str(path) for path in written} == declared
     for path in report.ROC_CSV.values():

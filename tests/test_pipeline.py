@@ -108,13 +108,13 @@ def test_retraining_in_a_new_process_gives_identical_weights(repo):
     import keras
 
     before = keras.models.load_model(repo / "models/baseline.keras").get_weights()
-    metrics_before = read(repo, "metrics/eval/baseline/details.json")
+    metrics_before = read(repo, "metrics/eval/baseline.json")
     dvc("repro", "-f", "-s", "train@baseline", cwd=repo)
     dvc("repro", "-s", "evaluate@baseline", cwd=repo)
     after = keras.models.load_model(repo / "models/baseline.keras").get_weights()
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
-    metrics_after = read(repo, "metrics/eval/baseline/details.json")
+    metrics_after = read(repo, "metrics/eval/baseline.json")
     for key in ("accuracy", "loss", "f1_macro", "confusion_matrix"):
         assert metrics_after[key] == metrics_before[key]
 
@@ -125,14 +125,16 @@ def test_metrics_are_the_headline_figures_only(repo):
     assert "per_class" not in shown and "confusion_matrix" not in shown and "per_fold" not in shown
     metrics = json.loads(shown)
     files = next(iter(metrics.values()))["data"]
-    models = ("baseline", "lr_high", "dropout_high")
-    assert set(files) == {"metrics/data.json", "metrics/kfold.json", "metrics/standard/lenet5.json",
-                          *(f"metrics/eval/{name}.json" for name in models),
-                          *(f"metrics/auroc/{name}.json" for name in models)}
+    models = ["baseline", "lr_high", "dropout_high"]
+    assert set(files) == {"metrics/data.json", "metrics/kfold.json", "metrics/models.json", "metrics/compare.json",
+                          "metrics/outliers.json"}
     headline = {"accuracy", "loss", "f1_macro", "model_file_mb", "train_time_s"}
-    assert set(files["metrics/eval/baseline.json"]["data"]) == set(files["metrics/standard/lenet5.json"]["data"]) \
-        == headline
-    assert set(files["metrics/auroc/baseline.json"]["data"]) == {"auroc_msp", "auroc_mc_entropy"}
+    assert list(files["metrics/models.json"]["data"]) == models
+    assert all(set(figures) == headline for figures in files["metrics/models.json"]["data"].values())
+    assert set(files["metrics/compare.json"]["data"]["lenet5"]) == headline
+    assert files["metrics/outliers.json"]["data"]["baseline"].keys() == {"auroc_msp", "auroc_mc_entropy"}
+    assert files["metrics/models.json"]["data"]["baseline"]["accuracy"] == read(repo, "metrics/eval/baseline.json")[
+        "accuracy"]
     assert len(dvc("metrics", "show", cwd=repo)) < 3000
 
 
@@ -160,8 +162,8 @@ def test_exp_run_changes_the_baseline_and_metrics_diff_shows_it(repo):
     after = read(repo, "metrics/train/baseline.json")
     assert after["train_loss"] != before["train_loss"]
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=repo))
-    assert "metrics/eval/baseline.json" in diff
-    assert "accuracy" in diff["metrics/eval/baseline.json"] or "loss" in diff["metrics/eval/baseline.json"]
+    assert "metrics/models.json" in diff
+    assert "baseline.accuracy" in diff["metrics/models.json"] or "baseline.loss" in diff["metrics/models.json"]
 
 
 def test_plots_show_writes_html(repo):
@@ -183,4 +185,17 @@ def test_queued_experiment_adding_a_variant(repo):
         time.sleep(3)
     assert "Success" in status, status
     shown = dvc("exp", "show", "--json", cwd=repo)
-    assert "queued-variant" in shown and "metrics/eval/dense_wide.json" in shown
+    assert "queued-variant" in shown
+    assert any("dense_wide" in models.get("data", {}) for models in find_key(json.loads(shown), "metrics/models.json"))
+
+
+def find_key(tree, key):
+    """Every value stored under `key` at any depth of a JSON tree."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            if k == key:
+                yield v
+            yield from find_key(v, key)
+    elif isinstance(tree, list):
+        for item in tree:
+            yield from find_key(item, key)

@@ -114,3 +114,15 @@ def test_embedded_markdown_demotes_headings(tmp_path):
     assert lines[0] == "## 8. Section" and "# Title" not in lines and "### Part" in lines
     missing = embedded_markdown(tmp_path / "none.md", "9. Other", [], tmp_path)
     assert "not produced" in missing[-1]
+
+
+def test_headline_figures_have_the_same_names_for_every_model():
+    """metrics/models.json (summary) and metrics/compare.json (evaluation.headline) share their keys,
+    so the study's models and the standard ones read alike in `dvc metrics show`."""
+    from cnnstudy.evaluation import HEADLINE
+    from cnnstudy.summary import headline
+
+    row = {"test_accuracy": 0.9, "test_loss": 0.3, "f1_macro": 0.89, "train_time_s": 12.0, "model_file_mb": 2.9}
+    assert headline(row) == {"accuracy": 0.9, "loss": 0.3, "f1_macro": 0.89, "train_time_s": 12.0,
+                             "model_file_mb": 2.9}
+    assert tuple(headline(row)) == HEADLINE

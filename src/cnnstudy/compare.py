@@ -36,9 +36,7 @@ from cnnstudy.recipes import DESCRIPTIONS, RECIPES, Recipe
 from cnnstudy.training import TrainResult, compile_model, fit
 
 MODELS_DIR = Path("models/compare")
-# The headline figures per model, the same as the study's models' (metrics/eval/<m>.json), one
-# file per model: a DVC metrics folder, so `dvc metrics show` gives each model a row.
-HEADLINE_DIR = Path("metrics/standard")
+COMPARE_JSON = Path("metrics/compare.json")  # the headline figures per model (a DVC metric)
 DETAILS_JSON = Path("metrics/compare/details.json")  # every model's full record
 # Test-split predictions per standard model, for McNemar's test in the compare_table stage.
 PREDICTIONS_JSON = Path("metrics/compare/predictions.json")

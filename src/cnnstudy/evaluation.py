@@ -79,12 +79,15 @@ def evaluate(model, model_file: Path, images: np.ndarray, labels: np.ndarray,
     return metrics, probabilities
 
 
-HEADLINE = ("accuracy", "loss", "f1_macro", "model_file_mb")  # with the training time: metrics/eval/<m>.json
+# A model's headline figures: what DVC shows as its metrics (metrics/models.json for the study's
+# models, metrics/compare.json for the standard ones), keyed by model so that `dvc exp show`
+# names a column "lr_high.accuracy", not the whole path of a file per model.
+HEADLINE = ("accuracy", "loss", "f1_macro", "train_time_s", "model_file_mb")
 
 
-def headline(metrics: dict, train_time_s: float) -> dict:
-    """The few scalars DVC shows as this model's metrics; the rest is in details.json."""
-    return {**{key: metrics[key] for key in HEADLINE}, "train_time_s": train_time_s}
+def headline(metrics: dict) -> dict:
+    """The headline figures of one model's evaluate metrics (with its train_time_s)."""
+    return {key: metrics[key] for key in HEADLINE}
 
 
 def confusion_rows(labels: np.ndarray, predicted: np.ndarray, class_names: tuple[str, ...]) -> list[dict]:

@@ -60,18 +60,6 @@ def write_json(target: str | Path, data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, default=_jsonable) + "\n")
 
 
-def write_json_dir(directory: str | Path, items: Mapping[str, Any]) -> None:
-    """One <name>.json per item in `directory` and no other .json there: DVC reads such a folder
-    as one metrics row per file, and a removed model's file must not linger as a row."""
-    directory = Path(directory)
-    if directory.is_dir():
-        for stale in directory.glob("*.json"):
-            if stale.stem not in items:
-                stale.unlink()
-    for name, data in items.items():
-        write_json(directory / f"{name}.json", data)
-
-
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnstudy.detection import SCORES
-from cnnstudy.files import long_format, write_csv, write_json, write_json_dir, write_text
+from cnnstudy.files import long_format, write_csv, write_json, write_text
 from cnnstudy.outliers import ACCURATE, INFERENCE, MC_DROPOUT, MODELS, SETTING_TITLES, SETTINGS, Study
 from cnnstudy.tables import grid
 
-AUROC_DIR = Path("metrics/auroc")  # <model>.json: its AUROCs, a DVC metrics folder (a row per model)
+METRICS_JSON = Path("metrics/outliers.json")  # per model its AUROCs (a DVC metric)
 DETAILS_JSON = Path("metrics/outliers/details.json")
 TABLE_MD = Path("metrics/outliers.md")
 TABLE_CSV = Path("metrics/outliers.csv")
@@ -134,5 +134,5 @@ def write_outputs(study: Study) -> dict:
     figures.save(probabilities_figure(study), PROBABILITIES_PNG, dpi=100)
     figures.save(roc_figure(curves, metrics["detection"]), ROC_PNG)
     write_json(DETAILS_JSON, metrics)
-    write_json_dir(AUROC_DIR, headline(metrics))
+    write_json(METRICS_JSON, headline(metrics))
     return metrics

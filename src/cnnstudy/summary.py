@@ -62,7 +62,7 @@ def load_rows(models: dict[str, TrainParams], metrics_dir: Path = Path("metrics"
     for name, cfg in models.items():
         try:
             trained = read_json(metrics_dir / "train" / f"{name}.json")
-            evaluated = read_json(metrics_dir / "eval" / name / "details.json")
+            evaluated = read_json(metrics_dir / "eval" / f"{name}.json")
         except OSError as exc:
             raise DataError(f"results of model {name!r} are missing ({exc.filename}); "
                             f"run `dvc repro evaluate@{name}`") from None
@@ -98,6 +98,12 @@ def load_rows(models: dict[str, TrainParams], metrics_dir: Path = Path("metrics"
         row["delta_vs_baseline"] = None if base_acc is None else round((row["test_accuracy"] - base_acc) * 100, 3)
         row["significant"] = row["mcnemar_p"] is not None and row["mcnemar_p"] < SIGNIFICANCE
     return rows
+
+
+def headline(row: dict) -> dict:
+    """A row's figures under the names of cnnstudy.evaluation.HEADLINE (metrics/models.json)."""
+    return {"accuracy": row["test_accuracy"], "loss": row["test_loss"], "f1_macro": row["f1_macro"],
+            "train_time_s": row["train_time_s"], "model_file_mb": row["model_file_mb"]}
 
 
 def config_table(models: dict[str, TrainParams]) -> str:
