@@ -49,6 +49,8 @@ def named_keys(error: type[Exception], prefix: str = "") -> Iterator[None]:
     try:
         yield
     except ValidationError as exc:
-        problems = exc.errors()
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise error(one_line(prefix, problems[0]) + more) from None
+        # An unknown key first: a misspelt key is also reported missing under its right name.
+        problems = sorted(exc.errors(), key=lambda e: e["type"] not in ("extra_forbidden", "unexpected_keyword_argument"))
+        lines = [one_line(prefix, problem) for problem in problems]
+        more = f"; also: {'; '.join(lines[1:3])}" + ("; ..." if len(lines) > 3 else "") if len(lines) > 1 else ""
+        raise error(lines[0] + more) from None
