@@ -1,4 +1,5 @@
-"""params.yaml survives DVC's own writer (`dvc exp run -S`) again and again."""
+"""The `params` stage guards every result against a bad params.yaml, and params.yaml survives
+DVC's own writer (`dvc exp run -S`) again and again."""
 
 import os
 import shutil
@@ -6,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import networkx as nx
 import pytest
 import yaml
 
@@ -20,6 +22,19 @@ OVERRIDES = [["train.lr=0.01"], ["variants.lr_high.lr=0.02"], ["+variants.wide.d
 
 def comments(text: str) -> list[str]:
     return [line.split("#", 1)[1].strip() for line in text.splitlines() if "#" in line]
+
+
+def test_every_stage_runs_after_params():
+    """DVC removes a stage's outputs just before running it: only a stage downstream of `params`
+    is protected from a typo. Checked on DVC's own graph of dvc.yaml."""
+    from dvc.repo import Repo
+
+    with Repo(str(REPO_ROOT)) as repo:
+        graph = repo.index.graph  # edges: stage -> the stages it depends on
+        stages = {stage.addressing: stage for stage in graph}
+        guard = stages["params"]
+        unguarded = [name for name, stage in stages.items() if stage is not guard and not nx.has_path(graph, stage, guard)]
+    assert not unguarded
 
 
 def test_params_yaml_has_end_of_line_comments_only():
@@ -82,6 +97,42 @@ def prepared(tmp_path):
     git("add", "-A", cwd=tmp_path)
     git("commit", "-qm", "results", cwd=tmp_path)
     return tmp_path
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for d in ("metrics", "plots") for p in (root / d).rglob("*")
+            if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_bad_params_yaml_stops_dvc_before_any_result_is_removed(prepared):
+    before = snapshot(prepared)
+    assert "metrics/data.json" in before and "plots/data/class_distribution.csv" in before
+    params = prepared / "params.yaml"
+    good = params.read_text()
+    for typo, message in [(good.replace("  seed: 42\n\nkfold", "  sede: 42\n\nkfold"), "unknown key prepare.sede"),
+                          (good.replace("per_class: 30 ", "per_class: 3O "), "prepare.per_class: expected a positive"),
+                          (good.replace("batch_size: 128", "batch_size: 1000000000"), "train.batch_size: training")]:
+        assert typo != good
+        params.write_text(typo)
+        proc = dvc("repro", cwd=prepared, check=False)
+        assert proc.returncode != 0
+        assert message in proc.stdout + proc.stderr
+        assert "Running stage 'prepare'" not in proc.stdout
+        assert snapshot(prepared) == before  # every cache: false result still there, unchanged
+    params.write_text(good)
+    out = dvc("repro", "prepare", cwd=prepared).stdout  # the guard's own outputs come back from the cache
+    assert "Running stage" not in out and "Stage 'prepare' didn't change" in out
+    assert snapshot(prepared) == before
+
+
+@pytest.mark.slow
+def test_one_section_changed_reruns_only_the_params_stage_upstream_of_its_users(prepared):
+    text = (prepared / "params.yaml").read_text()
+    (prepared / "params.yaml").write_text(text.replace("lr: 0.001", "lr: 0.002"))
+    out = dvc("repro", "prepare", cwd=prepared).stdout
+    assert "Running stage 'params'" in out
+    assert "Running stage 'fetch'" not in out and "Running stage 'prepare'" not in out
 
 
 @pytest.mark.slow
