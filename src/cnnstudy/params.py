@@ -1,11 +1,8 @@
-"""One typed, validated view of params.yaml.
+"""One typed, validated view of params.yaml: every stage calls `load_params()`.
 
-Every stage calls `load_params()`. The file is read as DVC reads it (YAML 1.2, ruamel.yaml's
-safe loader: `1e-3` is a number, `yes` a string, a duplicated key an error), then validated by
-pydantic: unknown keys, missing keys, wrong types (strictly: `lr: true` is not a number) and
-out-of-range values fail here with the dotted key, so a typo never surfaces as a traceback
-from deep inside Keras. The study's own rules (variants, feature-map sizes, sizes that cannot
-be trained) are validators below; `sizes.py` holds the size limits.
+Read as DVC reads it (yaml12.py), validated by pydantic with strict types (`lr: true` is not a
+number), extra="forbid" and one-line errors naming the dotted key (validation.py); the study's
+own rules (variants, feature maps, sizes that cannot train: sizes.py) are checked below.
 """
 
 from __future__ import annotations
@@ -153,8 +150,7 @@ class CompareParams:
     epochs: Union[Positive, None]            # None: each architecture's own recipe
     input_size: Annotated[Int, Field(ge=32, le=sizes.MAX_INPUT_SIZE)]  # side the keras.applications models see
     max_train_images: Union[Annotated[Int, Field(ge=10)], None]  # None: the whole train split
-    # Whose .keras file stays in models/compare (DVC-cached); the others' size is measured on a
-    # temporary file (ResNet50's is ~284 MB). A name not in `models` is allowed: nothing to keep.
+    # .keras files kept in models/compare; a name not in `models` is allowed (nothing to keep).
     keep_models: Annotated[tuple[Literal[STANDARD_MODELS], ...], NoneIsEmpty]
 
     @field_validator("models")
@@ -242,30 +238,21 @@ def parse_variants(key: str, raw: Any, baseline: TrainParams, train_images: int 
 
 
 def check_feature_maps(cfg: TrainParams, key: str = "train") -> None:
-    """Each conv block meets a map of `side` pixels, then 2x2 pooling halves it.
+    """Each conv block's kernel fits the map it meets. `key`: "train" or a variant's full key."""
+    check_trainable(cfg, key, sizes_too=False)
 
-    `key` names the offending entry: "train" (then .filters or .kernel_size is added)
-    or a variant's full key, used as is.
-    """
+
+def check_trainable(cfg: TrainParams, key: str = "train", train_images: int | None = None,
+                    sizes_too: bool = True) -> None:
+    """Feature maps that fit, and a model and batch small enough to train (limits in sizes.py)."""
     try:
         sizes.check_feature_maps(cfg.filters, cfg.kernel_size)
-    except sizes.SizeError as exc:
-        raise ParamsError(f"{_sub(key, exc.field)}: {exc}") from None
-
-
-def check_trainable(cfg: TrainParams, key: str = "train", train_images: int | None = None) -> None:
-    """Feature maps that fit, and a model and batch small enough to train (limits in sizes.py)."""
-    check_feature_maps(cfg, key)
-    try:
-        sizes.check_model_size(cfg.filters, cfg.kernel_size, cfg.dense_units, cfg.batch_size, cfg.batch_norm)
-        if train_images is not None:
+        if sizes_too:
+            sizes.check_model_size(cfg.filters, cfg.kernel_size, cfg.dense_units, cfg.batch_size, cfg.batch_norm)
+        if sizes_too and train_images is not None:
             sizes.check_batch(cfg.batch_size, train_images)
     except sizes.SizeError as exc:
-        raise ParamsError(f"{_sub(key, exc.field)}: {exc}") from None
-
-
-def _sub(key: str, field: str) -> str:
-    return f"train.{field}" if key == "train" else key
+        raise ParamsError(f"{f'train.{exc.field}' if key == 'train' else key}: {exc}") from None
 
 
 def parse_params(raw: Any) -> Params:
@@ -273,8 +260,6 @@ def parse_params(raw: Any) -> Params:
         raise ParamsError(f"expected a mapping of sections ({', '.join(SECTIONS)}), got {type(raw).__name__}")
     with named_keys(ParamsError):
         file = TypeAdapter(_File).validate_python(raw)
-    if not isinstance(file.variants, dict):
-        raise ParamsError(f"variants: expected a mapping, got {file.variants!r}")
     if file.train.epoch_multiplier() is not None:
         raise ParamsError(f"train.epochs: a multiple such as {file.train.epochs!r} is for variants only; "
                           "expected a positive integer or 'auto'")
