@@ -80,3 +80,38 @@ def test_the_jax_model_file_loads_on_tensorflow_and_predicts_the_same(runs):
     test = np.load(root / "data/prepared/test.npz")
     predicted = model.predict(test["images"], verbose=0).argmax(axis=1)
     assert np.mean(predicted == test["labels"]) == pytest.approx(evaluation["accuracy"], abs=1e-6)
+
+
+DISTRIBUTED = """
+import dataclasses, sys
+import numpy as np
+from cnnstudy import runtime
+runtime.select_device("auto")
+import keras
+from cnnstudy.models import build_cnn, compile_model
+from cnnstudy.params import load_params
+from cnnstudy.training import fit
+cfg = dataclasses.replace(load_params(sys.argv[1]).train, filters=(4, 8), dense_units=16, batch_size=32, epochs=1)
+device = runtime.describe_device("auto")
+runtime.set_precision("mixed_bfloat16")
+runtime.seed_everything(1)
+rng = np.random.default_rng(0)
+x, y = rng.integers(0, 255, (128, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 128)
+with runtime.distribution_scope(device) as parallel:
+    model = compile_model(build_cnn(cfg), cfg)
+    fit(model, cfg, (x, y), (x[:32], y[:32]), 1)
+    runtime.clear_session()  # must keep the precision and the distribution
+    print(device["backend"], parallel["strategy"], parallel["replicas"], model.get_layer("conv1").compute_dtype,
+          keras.config.dtype_policy().name, type(keras.distribution.distribution()).__name__)
+"""
+
+
+def test_jax_data_parallel_and_bf16_survive_clear_session():
+    """runtime's JAX path: DataParallel over two (forced) CPU devices, mixed bfloat16."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": str(REPO_ROOT / "src")}
+    proc = subprocess.run([sys.executable, "-c", DISTRIBUTED, str(PARAMS_FILE)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split("\n")[-2].split() == ["jax", "DataParallel", "2", "bfloat16", "mixed_bfloat16",
+                                                   "DataParallel"]
