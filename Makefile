@@ -10,21 +10,28 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: repro test bench setup clean-venv
+.PHONY: repro test test-fast bench setup clean-venv
 
 setup: $(STAMP)
 
-# Re-installs only when the lock file changes.
-$(STAMP): requirements.txt
+# Re-installs only when the lock file or the package metadata changes. The package itself goes
+# in editable, without dependencies: the lock already pinned every one of them.
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
+# The full suite, as CI runs it.
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Everything but the end-to-end dvc runs (marked slow): for the edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py

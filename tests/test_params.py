@@ -1,6 +1,7 @@
 """params.yaml loading: every mistake fails at load with the key's dotted name."""
 
 import copy
+import dataclasses
 
 import pytest
 import yaml
@@ -140,3 +141,112 @@ def test_unreadable_and_invalid_yaml_files(tmp_path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(bad)
+
+
+# ---------------------------------------------------------------- strict types (pydantic)
+@pytest.mark.parametrize("section,key,value,match", [
+    ("train", "lr", True, r"^train\.lr: expected a number, got True \(bool\)$"),
+    ("train", "lr", "1e-3", r"train\.lr: expected a number, got '1e-3'"),
+    ("train", "dense_units", 64.0, r"train\.dense_units: expected an integer, got 64\.0"),
+    ("train", "augment", 1, r"train\.augment: expected true or false, got 1"),
+    ("kfold", "folds", "5", r"kfold\.folds: expected an integer"),
+    ("outliers", "seeds", [1, True], r"outliers\.seeds\[1\]: expected an integer"),
+])
+def test_strict_types_refuse_what_python_would_coerce(raw, section, key, value, match):
+    raw[section][key] = value
+    fails(raw, match)
+
+
+def test_an_integer_is_a_valid_number(raw):
+    raw["train"]["lr"] = 1
+    assert parse_params(raw).train.lr == 1.0
+
+
+def test_a_multiplier_is_for_variants_only(raw):
+    raw["train"]["epochs"] = "2x"
+    fails(raw, r"train\.epochs: a multiple such as '2x' is for variants only")
+
+
+def test_the_typed_view_revalidates_on_replace():
+    with pytest.raises(ValueError, match="lr"):
+        dataclasses.replace(load_params().train, lr=-1.0)
+
+
+# ---------------------------------------------------------------- read as DVC reads (YAML 1.2)
+def write(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_yaml12_reads_what_dvc_reads(tmp_path):
+    """PyYAML (YAML 1.1) reads `1e-3` as a string and `on` as true; DVC, and so this, does not."""
+    from dvc.utils.serialize import parse_yaml
+
+    text = PARAMS_FILE.read_text().replace("lr: 0.001", "lr: 1e-3")
+    params = load_params(write(tmp_path, text))
+    assert params.train.lr == 0.001
+    assert parse_yaml(text, "params.yaml")["train"]["lr"] == params.raw["train"]["lr"]
+    assert yaml.safe_load(text)["train"]["lr"] == "1e-3"  # what the stages used to see
+
+
+def test_yaml12_on_is_a_string_and_refused_for_a_bool(tmp_path):
+    text = PARAMS_FILE.read_text().replace("batch_norm: false", "batch_norm: on")
+    with pytest.raises(ParamsError, match=r"train\.batch_norm: expected true or false, got 'on'"):
+        load_params(write(tmp_path, text))
+
+
+def test_a_boolean_where_dvc_sees_one_is_refused_with_the_key(tmp_path):
+    text = PARAMS_FILE.read_text().replace("epochs: auto", "epochs: true")
+    with pytest.raises(ParamsError, match=r"params\.yaml: train\.epochs: expected an integer, got True"):
+        load_params(write(tmp_path, text))
+
+
+def test_a_duplicated_key_is_refused_with_its_name_and_line(tmp_path):
+    text = PARAMS_FILE.read_text().replace("  lr: 0.001\n", "  lr: 0.001\n  lr: 0.1\n")
+    line = text.splitlines().index("  lr: 0.1") + 1
+    with pytest.raises(ParamsError, match=rf"duplicate key 'lr' at line {line}\b"):
+        load_params(write(tmp_path, text))
+
+
+def test_errors_are_one_line_naming_the_file(tmp_path):
+    text = PARAMS_FILE.read_text().replace("dropout: 0.25", "dropout: 1.0")
+    with pytest.raises(ParamsError) as info:
+        load_params(write(tmp_path, text))
+    assert str(info.value) == f"{tmp_path / 'params.yaml'}: train.dropout: expected a number < 1.0, got 1.0"
+
+
+# ---------------------------------------------------------------- sizes that cannot work
+def test_parameter_estimate_matches_keras():
+    from cnnstudy import sizes
+    from cnnstudy.models import build_cnn
+
+    for cfg in (load_params().train, dataclasses.replace(load_params().train, filters=(8, 16), batch_norm=True,
+                                                         kernel_size=5, dense_units=40)):
+        assert sum(sizes.parameter_counts(cfg.filters, cfg.kernel_size, cfg.dense_units, cfg.batch_norm)) \
+            == build_cnn(cfg).count_params()
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("dense_units", 1_000_000_000, r"train\.dense_units: the model would have [\d,]+ parameters; the limit is"),
+    ("filters", [100_000], r"train\.filters: the model would have"),
+    ("filters", [32, 64, 100_000], r"train\.filters: the model would have"),
+    ("batch_size", 1_000_000_000, r"train\.batch_size: training batches of 1,000,000,000 images would need"),
+    ("batch_size", 3601, r"train\.batch_size: 3,601 is larger than the train split \(3,600 images"),
+])
+def test_sizes_that_cannot_train_are_refused(raw, key, value, match):
+    raw["train"][key] = value
+    fails(raw, match)
+
+
+def test_a_variant_too_large_is_named(raw):
+    raw["variants"]["huge"] = {"dense_units": 10**9}
+    fails(raw, r"variants\.huge\.dense_units: the model would have")
+
+
+def test_batch_limit_follows_the_split(raw):
+    raw["train"]["batch_size"] = 3600  # 600 per class x 0.6 x 10 classes: one full batch is allowed
+    assert parse_params(raw).train.batch_size == 3600
+    raw["prepare"]["per_class"] = "all"  # unknown split size: only the memory limit applies
+    raw["train"]["batch_size"] = 5000
+    assert parse_params(raw).train.batch_size == 5000

@@ -1,8 +1,8 @@
 """Backend set-up shared by every stage that trains or runs a model.
 
 `select_device` must run before Keras (and so the backend) is imported: hiding
-GPUs only works through the environment, the same way for TensorFlow, JAX and
-PyTorch. `describe_device`, `set_precision` and `seed_everything` run after,
+GPUs only works through the environment, the same way for TensorFlow and JAX (the
+two backends the test suite runs: tests/test_jax.py). `describe_device`, `set_precision` and `seed_everything` run after,
 then the stage builds, compiles and fits its model inside
 `distribution_scope(device_info)` (data parallel where there are several devices).
 
@@ -79,10 +79,6 @@ def gpu_names() -> list[str]:
         import jax
 
         return [str(d) for d in jax.devices() if d.platform == "gpu"]
-    if backend == "torch":
-        import torch
-
-        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return []
 
 
@@ -112,10 +108,7 @@ def seed_everything(seed: int) -> None:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    elif backend == "torch":
-        import torch
-
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    # JAX: XLA on CPU is deterministic as it is; its random numbers come from Keras's seed.
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
@@ -154,10 +147,6 @@ def _gpu_has_bf16() -> bool:
             gpu = tf.config.list_physical_devices("GPU")[0]
             major, _ = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
             return major >= 8
-        if backend == "torch":
-            import torch
-
-            return torch.cuda.is_bf16_supported()
         if backend == "jax":
             import jax
 
