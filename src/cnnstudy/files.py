@@ -61,7 +61,18 @@ def write_json(target: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The JSON in `path`; broken JSON or non-UTF-8 bytes are a BrokenFileError naming the file
+    (a ValueError too, so callers that catch ValueError still do)."""
+    from cnnstudy.errors import BrokenFileError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BrokenFileError(f"{path}: broken JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                              f"run the stage that writes it again (`dvc repro --force <stage>`)") from None
+    except UnicodeDecodeError:
+        raise BrokenFileError(f"{path}: not UTF-8 text, so not JSON; "
+                              f"run the stage that writes it again (`dvc repro --force <stage>`)") from None
 
 
 def read_stage_json(path: str | Path, fix: str) -> Any:
@@ -70,7 +81,7 @@ def read_stage_json(path: str | Path, fix: str) -> Any:
     from cnnstudy.errors import DataError
 
     try:
-        return read_json(path)
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: missing; {fix}") from None
     except (OSError, ValueError) as exc:
@@ -90,3 +101,33 @@ def save_figure(fig, target: str | Path, dpi: int = 110) -> None:
     with atomic_path(target) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(target).suffix.lstrip(".") or "png")
     plt.close(fig)
+
+
+def temp_pattern(target: str | Path) -> str:
+    """The glob matching atomic_path's temp files for `target` (in the same folder)."""
+    target = Path(target)
+    return f".{target.name}.*.tmp{target.suffix}"
+
+
+def remove_stale_temps(target: str | Path) -> list[Path]:
+    """Delete temp files for `target` that a killed earlier run left behind; return them."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    stale = [p for p in target.parent.glob(temp_pattern(target)) if p.is_file() and not p.is_symlink()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def target_of_temp(path: str | Path) -> Path:
+    """The final path an atomic_path temp file stands for (errors should name that); others unchanged."""
+    import fnmatch
+
+    path = Path(path)
+    name = path.name
+    if name.startswith(".") and ".tmp" in name:
+        stem = name[1:name.rindex(".tmp")].rsplit(".", 1)[0]  # drop mkstemp's random part
+        if stem and fnmatch.fnmatch(name, temp_pattern(stem)):
+            return path.parent / stem
+    return path
