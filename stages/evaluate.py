@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from cnnstudy import runtime  # noqa: E402
 from cnnstudy.errors import DataError, StudyError  # noqa: E402
-from cnnstudy.files import read_json, save_figure, write_json, write_text  # noqa: E402
+from cnnstudy.files import read_stage_json, save_figure, write_json, write_text  # noqa: E402
 from cnnstudy.params import load_params  # noqa: E402
 from cnnstudy.stage import run  # noqa: E402
 
@@ -22,20 +22,22 @@ def main() -> None:
     params = load_params()
     cfg = params.model(name)
     runtime.select_device(cfg.device)
-    import keras
-
     from cnnstudy import charts
     from cnnstudy.data import load_prepared
     from cnnstudy.evaluation import confusion_rows, evaluate
+    from cnnstudy.model_files import load_model
 
     model_file = Path("models") / f"{name}.keras"
     if not model_file.exists():
         raise DataError(f"{model_file} is missing; run `dvc repro train@{name}`")
     runtime.seed_everything(cfg.seed)
-    model = keras.models.load_model(model_file)
+    model = load_model(model_file, fix=f"run `dvc repro --force train@{name}`")
     data = load_prepared()
     images, labels = data.test
-    trained = read_json(Path("metrics/train") / f"{name}.json")
+    trained = read_stage_json(Path("metrics/train") / f"{name}.json", f"run `dvc repro --force train@{name}`")
+    if not isinstance(trained, dict) or not isinstance(trained.get("weight_bytes"), int):
+        raise DataError(f"metrics/train/{name}.json: has no integer 'weight_bytes'; "
+                        f"run `dvc repro --force train@{name}`")
     metrics, probabilities = evaluate(model, model_file, images, labels, data.class_names, trained["weight_bytes"])
     metrics = {"model": name, "device": runtime.describe_device(cfg.device)["device"], **metrics}
     write_json(Path("metrics/eval") / f"{name}.json", metrics)

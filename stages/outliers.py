@@ -31,7 +31,6 @@ def main() -> None:
     if missing:
         raise DataError(f"model file(s) missing: {', '.join(str(model_files[n]) for n in missing)}; "
                         f"run `dvc repro {' '.join(f'train@{n}' for n in missing)}`")
-    import keras
     import numpy as np
 
     if runtime.backend_name() == "tensorflow":  # predict on 23, then 512-image batches: retracing notes
@@ -40,6 +39,7 @@ def main() -> None:
         tf.get_logger().setLevel("ERROR")
 
     from cnnstudy.data import load_prepared
+    from cnnstudy.model_files import load_model
 
     device = runtime.describe_device(cfg.device)
     precision = runtime.resolve_precision(cfg.precision, device["device"])
@@ -67,7 +67,7 @@ def main() -> None:
     models = [(name, None) for name in params.models] + [(name, m) for name, (_, m) in seed_models.items()]
     for name, model in models:
         if model is None:
-            model = keras.models.load_model(model_files[name], compile=False)
+            model = load_model(model_files[name], fix=f"run `dvc repro --force train@{name}`", compile=False)
         queries[name] = outliers.query_model(model, name, pixels, test_images, opts.repeats, seed=cfg.seed,
                                              test_labels=test_labels)
         q = queries[name]

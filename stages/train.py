@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from cnnstudy import runtime  # noqa: E402
 from cnnstudy.errors import StudyError  # noqa: E402
-from cnnstudy.files import atomic_path, write_json  # noqa: E402
+from cnnstudy.files import write_json  # noqa: E402
 from cnnstudy.params import load_params  # noqa: E402
 from cnnstudy.stage import run  # noqa: E402
 
@@ -26,6 +26,7 @@ def main() -> None:
     runtime.select_device(cfg.device)
     from cnnstudy.data import load_prepared
     from cnnstudy.kfold import resolve_epochs
+    from cnnstudy.model_files import save_model
     from cnnstudy.models import build_cnn, compile_model, weight_bytes
     from cnnstudy.training import fit
 
@@ -41,8 +42,7 @@ def main() -> None:
               f"{len(data.train[1])} images, {device['backend']} on {device['device']}, {precision}, "
               f"{parallel['replicas']} replica(s)")
         result = fit(model, cfg, data.train, data.val, epochs, log_dir=Path("dvclive") / name, verbose=2)
-    with atomic_path(Path("models") / f"{name}.keras") as tmp:
-        model.save(tmp)
+    save_model(model, Path("models") / f"{name}.keras")
     write_json(Path("metrics/train") / f"{name}.json", {
         "model": name,
         "parameters": model.count_params(),

@@ -162,7 +162,7 @@ def test_broken_info_json_names_the_file(tmp_path):
     write_prepared(tmp_path)
     (tmp_path / "info.json").write_text('{"dataset": "mnist-sample", "class_names": [')
     message = bounded(load_prepared, tmp_path)
-    assert message.startswith(f"{tmp_path / 'info.json'}: unreadable") and "dvc repro prepare" in message
+    assert message.startswith(f"{tmp_path / 'info.json'}: broken JSON") and "dvc repro prepare" in message
 
 
 def test_prepared_path_that_is_a_file(tmp_path):

@@ -84,6 +84,8 @@ def read_stage_json(path: str | Path, fix: str) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: missing; {fix}") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: broken JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); {fix}") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: unreadable ({exc}); {fix}") from None
 
