@@ -35,6 +35,7 @@ _OS_ADVICE = {
     "EPERM": "operation not permitted: check the folder's permissions and attributes",
     "ENOTDIR": "a path component is a file where a folder is expected: move it away",
     "EISDIR": "a folder stands where a file is expected: move it away",
+    "EEXIST": "a file stands where a folder is expected: move it away",
     "ELOOP": "too many symbolic links (a symlink loop?): fix the link",
     "ENAMETOOLONG": "the path is too long for this file system",
     "EMFILE": "too many open files (`ulimit -n`)",

@@ -133,3 +133,19 @@ def target_of_temp(path: str | Path) -> Path:
         if stem and fnmatch.fnmatch(name, temp_pattern(stem)):
             return path.parent / stem
     return path
+
+
+@contextlib.contextmanager
+def interpreting(what: str | Path, fix: str) -> Iterator[None]:
+    """Inside: reading the content of `what` (a file another stage wrote). A missing key or a
+    value of the wrong kind there becomes a DataError naming it and ending in `fix`."""
+    from cnnstudy.errors import DataError, StudyError
+
+    try:
+        yield
+    except StudyError:
+        raise
+    except KeyError as exc:
+        raise DataError(f"{what}: has no {exc} entry (hand-edited or from another version?); {fix}") from None
+    except (ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise DataError(f"{what}: unexpected content ({type(exc).__name__}: {exc}); {fix}") from None
