@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cnnstudy import runtime
 from cnnstudy.errors import DataError, StudyError
-from cnnstudy.files import read_json, write_csv, write_json
+from cnnstudy.files import read_stage_json, write_csv, write_json
 from cnnstudy.params import load_params
 from cnnstudy.stage import run
 
@@ -20,22 +20,24 @@ def main() -> None:
     params = load_params()
     cfg = params.model(name)
     runtime.select_device(cfg.device)
-    import keras
-
     from cnnstudy import figures
     from cnnstudy.data import load_prepared
     from cnnstudy.evaluation import confusion_rows, evaluate
     from cnnstudy.figures.results import confusion_figure, predictions_figure
+    from cnnstudy.model_files import load_model
     from cnnstudy.predictions import predictions_file, write_predictions
 
     model_file = Path("models") / f"{name}.keras"
     if not model_file.exists():
         raise DataError(f"{model_file} is missing; run `dvc repro train@{name}`")
     runtime.seed_everything(cfg.seed)
-    model = keras.models.load_model(model_file)
+    model = load_model(model_file, fix=f"run `dvc repro --force train@{name}`")
     data = load_prepared()
     images, labels = data.test
-    trained = read_json(Path("metrics/train") / f"{name}.json")
+    trained = read_stage_json(Path("metrics/train") / f"{name}.json", f"run `dvc repro --force train@{name}`")
+    if not isinstance(trained, dict) or not isinstance(trained.get("weight_bytes"), int):
+        raise DataError(f"metrics/train/{name}.json: has no integer 'weight_bytes'; "
+                        f"run `dvc repro --force train@{name}`")
     metrics, probabilities = evaluate(model, model_file, images, labels, data.class_names, trained["weight_bytes"])
     metrics = {"model": name, "device": runtime.describe_device(cfg.device)["device"], **metrics}
     write_json(Path("metrics/eval") / f"{name}.json", metrics)

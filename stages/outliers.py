@@ -30,7 +30,6 @@ def main() -> None:
     if missing:
         raise DataError(f"model file(s) missing: {', '.join(str(model_files[n]) for n in missing)}; "
                         "run `dvc repro retrain train`")
-    import keras
     import numpy as np
 
     if runtime.backend_name() == "tensorflow":  # predict on 23, then 512-image batches: retracing notes
@@ -41,6 +40,7 @@ def main() -> None:
     from cnnstudy.data import load_prepared
     from cnnstudy.outlier_report import write_outputs
     from cnnstudy.outliers import INFERENCE, MC_DROPOUT, MODELS, Study
+    from cnnstudy.model_files import load_model
     from cnnstudy.queries import query_model
 
     device = runtime.describe_device(cfg.device)
@@ -56,7 +56,7 @@ def main() -> None:
     t0 = time.perf_counter()
     queries = {}
     for name, path in model_files.items():
-        model = keras.models.load_model(path, compile=False)
+        model = load_model(path, fix="run `dvc repro --force " + (f"train@{name}`" if name in params.models else "retrain`"), compile=False)
         queries[name] = query_model(model, name, pixels, test_images, opts.repeats, seed=cfg.seed,
                                     test_labels=test_labels)
         q = queries[name]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cnnstudy import runtime
 from cnnstudy.errors import StudyError
-from cnnstudy.files import atomic_path, write_json
+from cnnstudy.files import write_json
 from cnnstudy.params import load_params
 from cnnstudy.stage import run
 
@@ -24,6 +24,7 @@ def main() -> None:
     from cnnstudy.epochs import resolve_epochs
     from cnnstudy.models import weight_bytes
     from cnnstudy.train_cnn import train_cnn
+    from cnnstudy.model_files import save_model
 
     device = runtime.describe_device(cfg.device)
     precision = runtime.resolve_precision(cfg.precision, device["device"])
@@ -35,8 +36,7 @@ def main() -> None:
               f"{device['device']}, {precision}, {parallel['replicas']} replica(s)")
         model, result = train_cnn(cfg, data.train, data.val, epochs, name=name, log_dir=Path("dvclive") / name,
                                   verbose=2)
-    with atomic_path(Path("models") / f"{name}.keras") as tmp:
-        model.save(tmp)
+    save_model(model, Path("models") / f"{name}.keras")
     print(f"train@{name}: {model.count_params():,} parameters, {result.train_time_s:.1f} s")
     write_json(Path("metrics/train") / f"{name}.json", {
         "model": name,

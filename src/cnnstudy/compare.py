@@ -29,7 +29,7 @@ import numpy as np
 
 from cnnstudy import standard_models
 from cnnstudy.evaluation import evaluate, predict_proba
-from cnnstudy.files import atomic_path
+from cnnstudy.model_files import save_model
 from cnnstudy.models import weight_bytes
 from cnnstudy.params import CompareParams, TrainParams
 from cnnstudy.recipes import DESCRIPTIONS, RECIPES, Recipe
@@ -109,8 +109,7 @@ def measure(trained: Trained, compare: CompareParams, test: tuple, class_names: 
     x_test = standard_models.model_input(trained.name, test[0], compare.input_size)
     with tempfile.TemporaryDirectory(prefix="compare-") as scratch:
         target = models_dir / f"{trained.name}.keras" if keep else Path(scratch) / f"{trained.name}.keras"
-        with atomic_path(target) as tmp:
-            trained.model.save(tmp)
+        save_model(trained.model, target)
         metrics, probabilities = evaluate(trained.model, target, x_test, test[1], class_names,
                                           weight_bytes(trained.model))
     return metrics, probabilities

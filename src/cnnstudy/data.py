@@ -58,6 +58,9 @@ def _read_info(directory: Path) -> dict:
 def _load_split(path: Path, num_classes: int) -> Pair:
     if not path.is_file():
         raise DataError(f"{path}: missing; {FIX}")
+    if not zipfile.is_zipfile(path):  # else np.load takes any other bytes for pickled data
+        raise DataError(f"{path}: not an .npz archive (corrupt or replaced: {path.stat().st_size:,} bytes "
+                        f"that are not a zip file); {FIX}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [key for key in ("images", "labels") if key not in npz.files]

@@ -13,38 +13,32 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import http.client
-import shutil
 import sys
-import urllib.error
+import time
 import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
 from typing import Sequence
 
-from tqdm import tqdm
-
+from cnnstudy.download import TransferError, copy_file, download
 from cnnstudy.registry import DATASETS, Dataset, FileSpec
 from cnnstudy.errors import FetchError
-from cnnstudy.files import atomic_path, write_json
+from cnnstudy.files import atomic_path, remove_stale_temps, write_json
 from cnnstudy.params import REPO_ROOT, ParamsError
 
 MANIFEST = "manifest.json"
 CHUNK = 1 << 20
-PROGRESS_MIN_BYTES = 4 << 20  # smaller files finish before a bar would tell anyone anything
+# A mirror gets `timeout` plus one second per MIN_RATE bytes of the file's size cap,
+# retries included: slower than ~50 kB/s on average, the next mirror is tried.
+MIN_RATE = 50_000
 
 
 class UnknownDatasetError(ParamsError):
     """fetch.dataset names no entry of cnnstudy.datasets.DATASETS."""
 
 
-class _MirrorError(Exception):
-    """One mirror failed for one file; `retry` marks failures worth a second attempt."""
-
-    def __init__(self, reason: str, retry: bool = False):
-        super().__init__(reason)
-        self.retry = retry
+_MirrorError = TransferError  # one mirror failed for one file
 
 
 def resolve_dataset(name: str) -> Dataset:
@@ -54,9 +48,15 @@ def resolve_dataset(name: str) -> Dataset:
 
 
 def fetch_dataset(dataset: Dataset, out_dir: Path, extra_mirrors: Sequence[str] = (),
-                  timeout: float = 30.0, retries: int = 1) -> dict:
-    """Fetch and verify every file of `dataset` into `out_dir`; write and return the manifest."""
+                  timeout: float = 30.0, retries: int = 1, deadline: float | None = None) -> dict:
+    """Fetch and verify every file of `dataset` into `out_dir`; write and return the manifest.
+
+    `deadline` is the seconds one mirror gets for one file, retries included
+    (default: `timeout` + the file's size cap / MIN_RATE).
+    """
     out_dir = Path(out_dir)
+    for spec in dataset.files:  # temp files a killed earlier run left behind
+        remove_stale_temps(out_dir / spec.filename)
     # The user's mirrors come first; a built-in one they repeat is not tried twice.
     mirrors = list(dict.fromkeys([*extra_mirrors, *dataset.mirrors]))
     files = {}
@@ -65,39 +65,44 @@ def fetch_dataset(dataset: Dataset, out_dir: Path, extra_mirrors: Sequence[str] 
         # cleanly, and deletes them all if any file fails.
         for spec in dataset.files:
             tmp = stack.enter_context(atomic_path(out_dir / spec.filename))
-            files[spec.filename] = _fetch_file(dataset, spec, mirrors, tmp, timeout, retries)
+            seconds = deadline if deadline is not None else timeout + spec.max_download_bytes / MIN_RATE
+            files[spec.filename] = _fetch_file(dataset, spec, mirrors, tmp, timeout, retries, seconds)
     manifest = {"dataset": dataset.name, "files": files}
     write_json(out_dir / MANIFEST, manifest)
     return manifest
 
 
 def _fetch_file(dataset: Dataset, spec: FileSpec, mirrors: list[str], dest: Path,
-                timeout: float, retries: int) -> dict:
+                timeout: float, retries: int, seconds: float) -> dict:
     if not (spec.sha256_gz or spec.sha256_raw):
         raise FetchError(f"{dataset.name}: {spec.filename} has no checksum in the registry; refusing to trust it")
     failures = []
     for mirror in mirrors:
         try:
-            _get(mirror, spec.filename, dest, timeout, retries)
+            _get(mirror, spec, dest, timeout, retries, time.monotonic() + seconds)
             hashes = _verify(spec, dest)
         except _MirrorError as exc:
             failures.append(f"  - {mirror}: {exc}")
             continue
+        for failure in failures:  # a mirror the user listed should not fail unnoticed
+            print(f"warning: {spec.filename}: mirror {failure.strip()[2:]}; used {mirror} instead",
+                  file=sys.stderr)
         return {**hashes, "source": _source_name(mirror)}
     tried = "\n".join(failures) or "  (no mirrors configured)"
     raise FetchError(f"could not fetch {spec.filename} of data set {dataset.name!r}; "
                      f"mirrors tried:\n{tried}")
 
 
-def _get(mirror: str, filename: str, dest: Path, timeout: float, retries: int) -> None:
-    """Put `filename` from `mirror` into `dest` (overwriting it), or raise _MirrorError."""
+def _get(mirror: str, spec: FileSpec, dest: Path, timeout: float, retries: int, deadline: float) -> None:
+    """Put `spec.filename` from `mirror` into `dest` (overwriting it), or raise _MirrorError."""
+    filename, cap = spec.filename, spec.max_download_bytes
     parts = urllib.parse.urlsplit(mirror)
     scheme = parts.scheme.lower() if "://" in mirror else ""  # "C:\data" is a path, not a scheme
     if scheme in ("http", "https"):
         url = (mirror if mirror.endswith("/") else mirror + "/") + urllib.parse.quote(filename)
         for attempt in range(1, retries + 2):
             try:
-                return _download(url, dest, timeout)
+                return download(url, dest, timeout, deadline, cap)
             except _MirrorError as exc:
                 if not exc.retry or attempt > retries:
                     suffix = f" ({attempt} attempts)" if attempt > 1 else ""
@@ -105,65 +110,19 @@ def _get(mirror: str, filename: str, dest: Path, timeout: float, retries: int) -
     elif scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise _MirrorError(f"file:// URLs with a host ({parts.netloc}) are not supported")
-        _copy(Path(urllib.request.url2pathname(parts.path)), filename, dest)
+        copy_file(Path(urllib.request.url2pathname(parts.path)), filename, dest, cap)
     elif scheme:
         raise _MirrorError(f"unsupported URL scheme {scheme}:// (use http(s)://, file:// or a directory)")
     else:
-        _copy(Path(mirror).expanduser(), filename, dest)
-
-
-def _download(url: str, dest: Path, timeout: float) -> None:
-    # Opened outside the try: a local disk error is not a network error to retry.
-    with open(dest, "wb") as out:
-        try:
-            # The timeout bounds the connect and each socket read, so a stalled server fails.
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                length = resp.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                quiet = not sys.stderr.isatty() or (total is not None and total < PROGRESS_MIN_BYTES)
-                with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                          disable=quiet, leave=False) as bar:
-                    while chunk := resp.read(CHUNK):
-                        out.write(chunk)
-                        bar.update(len(chunk))
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            raise _MirrorError(f"HTTP {exc.code} {exc.reason}", retry=exc.code >= 500) from None
-        except urllib.error.URLError as exc:
-            raise _MirrorError(_describe(exc.reason, timeout), retry=True) from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise _MirrorError(_describe(exc, timeout), retry=True) from None
-        if total is not None and out.tell() != total:
-            raise _MirrorError(f"connection closed after {out.tell():,} of {total:,} bytes", retry=True)
-
-
-def _describe(err: object, timeout: float) -> str:
-    if isinstance(err, TimeoutError):  # socket.timeout is TimeoutError since Python 3.10
-        return f"timed out after {timeout:g} s"
-    if isinstance(err, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror
-    return str(err) or type(err).__name__
-
-
-def _copy(directory: Path, filename: str, dest: Path) -> None:
-    if not directory.is_dir():
-        raise _MirrorError(f"no such directory {directory}")
-    src = directory / filename
-    try:
-        shutil.copyfile(src, dest)
-    except FileNotFoundError:
-        raise _MirrorError(f"missing file {src}") from None
-    except OSError as exc:
-        raise _MirrorError(f"cannot read {src}: {exc.strerror or exc}") from None
+        copy_file(Path(mirror).expanduser(), filename, dest, cap)
 
 
 def _verify(spec: FileSpec, path: Path) -> dict:
     """Return both checksums of `path` if either matches the registry; else raise _MirrorError."""
     gz = _sha256(open(path, "rb"))
     try:
-        raw, bad_gzip = _sha256(gzip.open(path, "rb")), None
+        # Bounded: a small gzip bomb must not cost minutes of hashing zeros.
+        raw, bad_gzip = _sha256(gzip.open(path, "rb"), spec.size_raw), None
     except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated or corrupt
         raw, bad_gzip = None, str(exc) or type(exc).__name__
     if (spec.sha256_gz and gz == spec.sha256_gz) or (spec.sha256_raw and raw == spec.sha256_raw):
@@ -175,11 +134,15 @@ def _verify(spec: FileSpec, path: Path) -> dict:
     raise _MirrorError(f"checksum mismatch: expected {expected}; got sha256_gz {gz[:12]}..., sha256_raw {raw[:12]}...")
 
 
-def _sha256(stream) -> str:
-    digest = hashlib.sha256()
+def _sha256(stream, max_bytes: int | None = None) -> str:
+    digest, seen = hashlib.sha256(), 0
     with stream:
         while chunk := stream.read(CHUNK):
             digest.update(chunk)
+            seen += len(chunk)
+            if max_bytes is not None and seen > max_bytes:
+                raise _MirrorError(f"decompresses to more than the {max_bytes:,} bytes expected "
+                                   f"(another file, or a gzip bomb)")
     return digest.hexdigest()
 
 

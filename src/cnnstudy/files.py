@@ -61,7 +61,18 @@ def write_json(target: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The JSON in `path`; broken JSON or non-UTF-8 bytes are a BrokenFileError naming the file
+    (a ValueError too, so callers that catch ValueError still do)."""
+    from cnnstudy.errors import BrokenFileError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BrokenFileError(f"{path}: broken JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                              f"run the stage that writes it again (`dvc repro --force <stage>`)") from None
+    except UnicodeDecodeError:
+        raise BrokenFileError(f"{path}: not UTF-8 text, so not JSON; "
+                              f"run the stage that writes it again (`dvc repro --force <stage>`)") from None
 
 
 def read_stage_json(path: str | Path, fix: str) -> Any:
@@ -70,9 +81,11 @@ def read_stage_json(path: str | Path, fix: str) -> Any:
     from cnnstudy.errors import DataError
 
     try:
-        return read_json(path)
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: missing; {fix}") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: broken JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); {fix}") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: unreadable ({exc}); {fix}") from None
 
@@ -100,3 +113,49 @@ def long_format(series: Mapping[str, Mapping[str, Sequence]]) -> list[dict]:
         for values in zip(*columns.values()):
             rows.append({"series": name, **dict(zip(columns, values))})
     return rows
+
+
+def temp_pattern(target: str | Path) -> str:
+    """The glob matching atomic_path's temp files for `target` (in the same folder)."""
+    target = Path(target)
+    return f".{target.name}.*.tmp{target.suffix}"
+
+
+def remove_stale_temps(target: str | Path) -> list[Path]:
+    """Delete temp files for `target` that a killed earlier run left behind; return them."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    stale = [p for p in target.parent.glob(temp_pattern(target)) if p.is_file() and not p.is_symlink()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def target_of_temp(path: str | Path) -> Path:
+    """The final path an atomic_path temp file stands for (errors should name that); others unchanged."""
+    import fnmatch
+
+    path = Path(path)
+    name = path.name
+    if name.startswith(".") and ".tmp" in name:
+        stem = name[1:name.rindex(".tmp")].rsplit(".", 1)[0]  # drop mkstemp's random part
+        if stem and fnmatch.fnmatch(name, temp_pattern(stem)):
+            return path.parent / stem
+    return path
+
+
+@contextlib.contextmanager
+def interpreting(what: str | Path, fix: str) -> Iterator[None]:
+    """Inside: reading the content of `what` (a file another stage wrote). A missing key or a
+    value of the wrong kind there becomes a DataError naming it and ending in `fix`."""
+    from cnnstudy.errors import DataError, StudyError
+
+    try:
+        yield
+    except StudyError:
+        raise
+    except KeyError as exc:
+        raise DataError(f"{what}: has no {exc} entry (hand-edited or from another version?); {fix}") from None
+    except (ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise DataError(f"{what}: unexpected content ({type(exc).__name__}: {exc}); {fix}") from None

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from cnnstudy.errors import DataError
+from cnnstudy.images_io import open_image_bounded
 
 MIN_IMAGES = 10
 SIDE = 28            # MNIST's field
@@ -187,10 +188,8 @@ def preprocess_image(image: Image.Image, name: str = "") -> OutlierImage:
 def read_image(path: str | Path) -> OutlierImage:
     """Decode and preprocess one file; any decoder error propagates (the caller skips the file)."""
     path = Path(path)
-    with Image.open(path) as image:
-        image.load()
-        upright = ImageOps.exif_transpose(image)  # phone photos: apply the EXIF rotation
-        return preprocess_image(upright, path.name)
+    upright = open_image_bounded(path)  # bounded decoding; phone photos: the EXIF rotation applied
+    return preprocess_image(upright, path.name)
 
 
 def load_folder(folder: str | Path, warn: Callable[[str], None] = warn_stderr,
@@ -208,7 +207,9 @@ def load_folder(folder: str | Path, warn: Callable[[str], None] = warn_stderr,
     images: list[OutlierImage] = []
     skipped: list[tuple[str, str]] = []
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or is_ignored(path):
+        if path.is_symlink() and not path.exists() and not is_ignored(path):
+            skipped.append((path.name, "broken symbolic link (its target is missing, or a link loop)"))
+        if not path.is_file() or is_ignored(path):  # folders, FIFOs (would block), devices
             continue
         try:
             images.append(read_image(path))

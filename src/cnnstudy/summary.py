@@ -10,7 +10,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from cnnstudy.errors import DataError
-from cnnstudy.files import read_json
+from cnnstudy.files import interpreting, read_json
 from cnnstudy.params import BASELINE, TrainParams
 from cnnstudy.predictions import predictions_file, read_predictions
 from cnnstudy.tables import grid
@@ -70,29 +70,9 @@ def load_rows(models: dict[str, TrainParams], metrics_dir: Path = Path("metrics"
         if not np.array_equal(answers.labels, base.labels):
             raise DataError(f"{name} and {BASELINE} were evaluated on different test images; run `dvc repro`")
         test = mcnemar(base.correct, answers.correct)
-        rows.append({
-            "model": name,
-            "change": describe_change(cfg, baseline),
-            "epochs": trained["epochs"],
-            "train_time_s": trained["train_time_s"],
-            "first_epoch_s": trained["first_epoch_s"],
-            "images_per_s": trained["images_per_s"],
-            "train_accuracy": trained["train_accuracy"],
-            "val_accuracy": trained["val_accuracy"],
-            "test_images": evaluated["test_images"],
-            "test_time_s": evaluated["test_time_s"],
-            "per_image_ms": evaluated["per_image_ms"],
-            "test_accuracy": evaluated["accuracy"],
-            "test_loss": evaluated["loss"],
-            "f1_macro": evaluated["f1_macro"],
-            "parameters": evaluated["parameters"],
-            "model_file_mb": evaluated["model_file_mb"],
-            "weight_mb": evaluated["weight_mb"],
-            "device": trained.get("device"),
-            "precision": trained.get("precision"),
-            "mcnemar_p": test["p_value"] if name != BASELINE else None,
-            "mcnemar": test if name != BASELINE else None,
-        })
+        results = f"metrics/train/{name}.json or metrics/eval/{name}.json"
+        with interpreting(results, f"run `dvc repro --force train@{name} evaluate@{name}`"):
+            rows.append(_row(name, cfg, baseline, trained, evaluated, test))
     base_acc = rows[0]["test_accuracy"] if rows and rows[0]["model"] == BASELINE else None
     for row in rows:
         row["delta_vs_baseline"] = None if base_acc is None else round((row["test_accuracy"] - base_acc) * 100, 3)
@@ -104,6 +84,32 @@ def headline(row: dict) -> dict:
     """A row's figures under the names of cnnstudy.evaluation.HEADLINE (metrics/models.json)."""
     return {"accuracy": row["test_accuracy"], "loss": row["test_loss"], "f1_macro": row["f1_macro"],
             "train_time_s": row["train_time_s"], "model_file_mb": row["model_file_mb"]}
+
+
+def _row(name: str, cfg: TrainParams, baseline: TrainParams, trained: dict, evaluated: dict, test: dict) -> dict:
+    return {
+        "model": name,
+        "change": describe_change(cfg, baseline),
+        "epochs": trained["epochs"],
+        "train_time_s": trained["train_time_s"],
+        "first_epoch_s": trained["first_epoch_s"],
+        "images_per_s": trained["images_per_s"],
+        "train_accuracy": trained["train_accuracy"],
+        "val_accuracy": trained["val_accuracy"],
+        "test_images": evaluated["test_images"],
+        "test_time_s": evaluated["test_time_s"],
+        "per_image_ms": evaluated["per_image_ms"],
+        "test_accuracy": evaluated["accuracy"],
+        "test_loss": evaluated["loss"],
+        "f1_macro": evaluated["f1_macro"],
+        "parameters": evaluated["parameters"],
+        "model_file_mb": evaluated["model_file_mb"],
+        "weight_mb": evaluated["weight_mb"],
+        "device": trained.get("device"),
+        "precision": trained.get("precision"),
+        "mcnemar_p": test["p_value"] if name != BASELINE else None,
+        "mcnemar": test if name != BASELINE else None,
+    }
 
 
 def config_table(models: dict[str, TrainParams]) -> str:
@@ -143,7 +149,8 @@ def read_history(log_dir: Path) -> dict[str, list[float]]:
     history: dict[str, list[float]] = {}
     for split, prefix in (("train", ""), ("val", "val_")):
         for tsv in sorted((log_dir / "plots" / "metrics" / split).glob("*.tsv")):
-            with open(tsv, newline="", encoding="utf-8") as f:
+            with interpreting(tsv, f"run `dvc repro --force train@{log_dir.name}`"), \
+                    open(tsv, newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f, delimiter="\t"))
-            history[prefix + tsv.stem] = [float(r[tsv.stem]) for r in rows]
+                history[prefix + tsv.stem] = [float(r[tsv.stem]) for r in rows]
     return history
