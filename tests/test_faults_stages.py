@@ -289,18 +289,19 @@ def test_output_path_blocked_by_a_directory(ws):
 
 
 @pytest.mark.parametrize("path, edit, needles", [
-    ("metrics/eval/baseline.json", lambda t: json.dumps({k: v for k, v in json.loads(t).items() if k != "accuracy"}),
+    ("metrics/eval/baseline.json",
+     lambda b: json.dumps({k: v for k, v in json.loads(b).items() if k != "accuracy"}).encode(),
      ["metrics/eval/baseline.json", "has no 'accuracy' entry"]),
-    ("plots/eval/baseline/confusion.csv", lambda t: t.replace("actual", "truth", 1),
-     ["plots/eval/baseline/confusion.csv: has no 'actual' entry"]),
-    ("metrics/eval/baseline.json", lambda t: t[: len(t) // 2], ["metrics/eval/baseline.json: broken JSON"]),
-], ids=["missing-key", "renamed-column", "cut-json"])
+    ("metrics/eval/baseline/predictions.npz", lambda b: b[: len(b) // 2],
+     ["metrics/eval/baseline/predictions.npz: unreadable"]),
+    ("metrics/eval/baseline.json", lambda b: b[: len(b) // 2], ["metrics/eval/baseline.json: broken JSON"]),
+], ids=["missing-key", "cut-predictions", "cut-json"])
 def test_summary_with_hand_edited_results(ws, path, edit, needles):
     target = ws / path
-    saved = target.read_text()
-    target.write_text(edit(saved))
+    saved = target.read_bytes()
+    target.write_bytes(edit(saved))
     try:
         proc = stage(ws, "summary")
     finally:
-        target.write_text(saved)
+        target.write_bytes(saved)
     assert_one_line_error(proc, *needles, "dvc repro")
