@@ -1,10 +1,12 @@
 """Stage fetch: copy or download the data set named by fetch.dataset into data/raw/."""
 
+from pathlib import Path
+
 from cnnstudy.fetch import fetch_dataset, resolve_dataset
-from cnnstudy.params import REPO_ROOT, load_params
+from cnnstudy.params import load_params
 from cnnstudy.stage import run
 
-OUT_DIR = REPO_ROOT / "data" / "raw"
+OUT_DIR = Path("data/raw")  # relative: DVC runs every stage in the root of its own copy of the repo
 
 
 def main() -> None:

@@ -1,15 +1,11 @@
 """DVC stage `prepare`: data/raw -> data/prepared, metrics/data.json, plots/data/."""
 
-import os
-
-from cnnstudy.params import REPO_ROOT, load_params
+from cnnstudy.params import load_params
 from cnnstudy.prepare import run_prepare
 from cnnstudy.stage import run
 
 
 def main() -> None:
-    # Paths below are relative to the repository, so messages name "data/raw/...".
-    os.chdir(REPO_ROOT)
     params = load_params().prepare
     info = run_prepare(params)
     counts = ", ".join(f"{name} {n:,}" for name, n in info["counts"].items())

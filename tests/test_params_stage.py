@@ -142,6 +142,6 @@ def test_exp_run_set_param_twice(prepared):
         dvc("exp", "run", "prepare", "-S", f"prepare.seed={seed}", "-S", "train.filters=[8,16]", cwd=prepared)
         params = load_params(prepared / "params.yaml")
         assert params.prepare.seed == seed and params.train.filters == (8, 16)
-    assert yaml.safe_load((prepared / "metrics/data.json").read_text())["train"]["images"] == 180
+    assert yaml.safe_load((prepared / "metrics/data.json").read_text())["images"]["train"] == 180
     assert comments((prepared / "params.yaml").read_text()) == comments(PARAMS_FILE.read_text().replace(
         "per_class: 600 ", "per_class: 30  "))

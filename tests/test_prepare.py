@@ -211,12 +211,12 @@ def stage_copy(tmp_path) -> Path:
 def test_stage_script_runs_without_keras(tmp_path):
     root = stage_copy(tmp_path)
     # Fail loudly if the stage imports TensorFlow or Keras: they cost seconds to load.
-    code = ("import runpy, sys; runpy.run_path('../stages/prepare.py', run_name='__main__'); "
+    code = ("import runpy, sys; runpy.run_path('stages/prepare.py', run_name='__main__'); "
             "bad = [m for m in ('keras', 'tensorflow') if m in sys.modules]; "
             "sys.exit(f'imported {bad}' if bad else 0)")
     # As dvc.yaml runs it: the copy's own src/ first, not the package installed in the venv.
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
-    done = subprocess.run([sys.executable, "-c", code], cwd=root / "data", capture_output=True, text=True, env=env)
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "prepare: mnist-sample" in done.stdout
     assert (root / "metrics" / "data.json").is_file() and (root / "data" / "prepared" / "train.npz").is_file()

@@ -25,7 +25,7 @@ from cnnstudy.download import TransferError, copy_file, download
 from cnnstudy.registry import DATASETS, Dataset, FileSpec
 from cnnstudy.errors import FetchError
 from cnnstudy.files import atomic_path, remove_stale_temps, write_json
-from cnnstudy.params import REPO_ROOT, ParamsError
+from cnnstudy.params import ParamsError
 
 MANIFEST = "manifest.json"
 CHUNK = 1 << 20
@@ -150,6 +150,6 @@ def _source_name(mirror: str) -> str:
     # A directory inside the repo is recorded relative to it, so the manifest (a DVC
     # output) has the same bytes in every checkout.
     path = Path(mirror)
-    if "://" not in mirror and path.is_absolute() and path.resolve().is_relative_to(REPO_ROOT):
-        return path.resolve().relative_to(REPO_ROOT).as_posix()
+    if "://" not in mirror and path.is_absolute() and path.resolve().is_relative_to(Path.cwd().resolve()):
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     return mirror

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnstudy.params import REPO_ROOT
 
 # The four files of MNIST's layout, by role. Every data set uses these names.
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -97,7 +96,7 @@ DATASETS: dict[str, Dataset] = {
                 "test_labels": "7c51ef0939e12078d43efc272cd60ed35a2da302838edab7330f33700f5472d3",
             },
         ),
-        mirrors=(str(REPO_ROOT / "data" / "bundled" / "mnist-sample"),),
+        mirrors=("data/bundled/mnist-sample",),  # relative to the repo copy the stage runs in
         class_names=DIGITS,
     ),
     "mnist": Dataset(
