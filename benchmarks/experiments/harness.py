@@ -261,6 +261,7 @@ def main(argv: list[str]) -> None:
             r = run_one(configs[i])
             r["config"], r["round"] = i, rnd
             runs.append(r)
+            _write(out_path, configs, summarise(configs, runs, pairs), runs)  # partial results survive a kill
             if "error" in r:
                 print(f"config {i}: ERROR {r['error'][-800:]}", flush=True)
             else:
@@ -269,12 +270,16 @@ def main(argv: list[str]) -> None:
                       f"test {r.get('test_accuracy', float('nan')):.4f}, proc cpu {r['process_cpu_s']:.0f}s "
                       f"wall {r['process_wall_s']:.0f}s load {r['load_avg_after']:.1f}", flush=True)
     summary = summarise(configs, runs, pairs)
+    _write(out_path, configs, summary, runs)
+    for row in summary:
+        print(json.dumps(row))
+
+
+def _write(out_path: Path, configs, summary, runs) -> None:
     tmp = out_path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"machine": cpu_peak_gflops(), "configs": configs, "summary": summary,
                                "runs": runs}, indent=1))
     os.replace(tmp, out_path)
-    for row in summary:
-        print(json.dumps(row))
 
 
 def summarise(configs, runs, pairs):
