@@ -50,37 +50,9 @@ def sample_data() -> Path:
 
 
 # ---------------------------------------------------------------- FLOPs (formula)
-def forward_flops(model) -> int:
-    """Multiply-adds x 2 of every Conv2D / DepthwiseConv2D / Dense layer for one image (forward).
-
-    BatchNorm, pooling and activations are left out (a few percent at most here)."""
-    from keras import layers
-
-    total = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, layers.DepthwiseConv2D):
-            out = layer.output.shape
-            kh, kw = layer.kernel_size
-            total += 2 * out[1] * out[2] * out[3] * kh * kw
-        elif isinstance(layer, layers.Conv2D):
-            out = layer.output.shape
-            kh, kw = layer.kernel_size
-            cin = layer.input.shape[-1]
-            total += 2 * out[1] * out[2] * out[3] * kh * kw * cin // layer.groups
-        elif isinstance(layer, layers.Dense):
-            total += 2 * layer.input.shape[-1] * layer.units
-    return int(total)
-
-
-def cpu_peak_gflops() -> dict:
-    """float32 peak: cores x FMA units (2 on Zen 2/3 and Skylake-SP+) x lanes x 2 flops x GHz."""
-    info = Path("/proc/cpuinfo").read_text()
-    flags = set(next(line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")))
-    mhz = max(float(line.split(":", 1)[1]) for line in info.splitlines() if line.startswith("cpu MHz"))
-    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags and "fma" in flags else 4
-    cores = os.cpu_count() or 1
-    return {"cores": cores, "fma_units": 2, "lanes_fp32": lanes, "ghz": mhz / 1000,
-            "peak_gflops": cores * 2 * lanes * 2 * mhz / 1000}
+# The FLOP formula and the CPU's peak live in benchmarks/flops.py (what `make bench` prints).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from flops import cpu_peak_gflops, forward_flops  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------- one run (subprocess)
