@@ -93,6 +93,7 @@ def fashion_data(tmp: Path) -> tuple[Path, str] | None:
 # Sibling scripts: Python puts benchmarks/ on the path when it runs this file.
 from bench_ab import print_training_table, run_pairs, run_sweep  # noqa: E402
 from bench_dvc import dvc_timings  # noqa: E402
+from bench_models import run_models  # noqa: E402
 
 
 def machine() -> dict:
@@ -134,6 +135,11 @@ def main() -> None:
     parser.add_argument("--full-epochs", type=int, default=1, help="epochs on full Fashion-MNIST (default 1)")
     parser.add_argument("--skip-sample", action="store_true", help="no A/B on the bundled sample")
     parser.add_argument("--skip-full", action="store_true", help="no A/B on full Fashion-MNIST")
+    parser.add_argument("--skip-models", action="store_true",
+                        help="no per-model images per CPU-second / GFLOP/s (baseline + compare.models)")
+    parser.add_argument("--models", nargs="+", metavar="NAME", help="models for that (default: baseline + compare.models)")
+    parser.add_argument("--model-pairs", type=int, default=1, help="today/project pairs per model (default 1)")
+    parser.add_argument("--model-batch", type=int, help="also time the standard models at this batch size")
     parser.add_argument("--skip-dvc", action="store_true", help="no dvc timings (the full repro is long)")
     parser.add_argument("--sweep", action="store_true", help="also measure each speed option on its own")
     parser.add_argument("--sweep-rounds", type=int, default=2)
@@ -165,12 +171,16 @@ def main() -> None:
           f"(train.precision: {report['train_params']['precision']}). Pairs alternate A B / B A.")
     with tempfile.TemporaryDirectory(prefix="cnnstudy-bench-") as tmp:
         tmp = Path(tmp)
-        if not args.skip_sample or args.sweep:
+        if not args.skip_sample or args.sweep or not args.skip_models:
             sample, description = sample_data(tmp)
         if not args.skip_sample:
             print(f"\nSample: {description}; {epochs} epochs, {args.pairs} pairs")
             report["sample"] = {"data": description, **run_pairs("sample", sample, epochs, args.pairs)}
             print_training_table(f"Bundled sample, {epochs} epochs", report["sample"])
+        if not args.skip_models:
+            models = args.models or ["baseline", *load_params().compare.models]
+            print(f"\nModels: today (TF default kernels) vs project (oneDNN on), {args.model_pairs} pair(s)")
+            report["models"] = run_models(sample, models, args.model_pairs, args.model_batch)
         if not args.skip_full:
             fashion = fashion_data(tmp)
             if fashion is None:

@@ -43,7 +43,9 @@ def worker(spec: dict) -> dict:
     from cnnstudy.params import load_params
 
     cfg = load_params().train
-    runtime.select_device(cfg.device)  # environment only (backend name, hidden GPUs)
+    # A keeps TensorFlow's own oneDNN default (off on AVX2), so B/A measures the project's path
+    # (which turns oneDNN on) against a plain fit.
+    runtime.select_device(cfg.device, onednn=spec["path"] != "A")
     knobs = spec.get("knobs", {})
     if "threads" in knobs:
         import tensorflow as tf
@@ -110,6 +112,7 @@ def worker(spec: dict) -> dict:
             peak = _status_kb("VmHWM")
             loss, accuracy = model.evaluate(training.as_model_input(test[0]), test[1], verbose=0)
         out.update(precision=precision, **result.extra, **parallel)
+    out["onednn"] = runtime.onednn_enabled()
     images = len(train[1])
     wall, cpu = timer.wall, timer.cpu
     out.update(

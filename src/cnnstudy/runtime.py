@@ -28,10 +28,16 @@ from cnnstudy.errors import StudyError
 _session: dict = {"policy": None, "tf_strategy": None, "tf_scopes": [], "jax_distribution": None}
 
 
-def select_device(device: str) -> None:
-    """device: auto | cpu | gpu (train.device). Call before importing keras."""
+def select_device(device: str, onednn: bool = True) -> None:
+    """device: auto | cpu | gpu (train.device). Call before importing keras.
+    onednn=False leaves TensorFlow's own oneDNN default (the benchmark's plain-fit reference)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    # TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI/BF16/AMX; on AVX2 its
+    # Eigen kernels ran ResNet50 at 3.7x fewer images per CPU-second (benchmarks/FINDINGS-avx2.md).
+    # setdefault: a user's TF_ENABLE_ONEDNN_OPTS=0 still wins.
+    if onednn:
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
         os.environ["JAX_PLATFORMS"] = "cpu"
@@ -94,7 +100,16 @@ def describe_device(device: str) -> dict:
                          "set train.device to auto or cpu, or install a GPU build (README: Training on a GPU)")
     used = "gpu" if gpus and device != "cpu" else "cpu"
     return {"backend": backend_name(), "device": used, "gpus": gpus if used == "gpu" else [],
-            "cpu": platform.processor() or platform.machine()}
+            "cpu": platform.processor() or platform.machine(), "onednn": onednn_enabled()}
+
+
+def onednn_enabled() -> bool | None:
+    """Whether TensorFlow runs its CPU kernels through oneDNN; None on another backend."""
+    if backend_name() != "tensorflow":
+        return None
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def seed_everything(seed: int) -> None:
