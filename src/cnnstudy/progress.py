@@ -3,7 +3,8 @@
 On a terminal the current epoch's progress is one line rewritten in place; in a log (no
 terminal: CI, `dvc exp run --queue`) a line every `interval_s` seconds instead, so a slow
 first epoch (381 s of ResNet50 here) is never silence. Every epoch ends with a line of its own.
-Lines go to stderr: stdout stays the stage's results.
+Lines go to stderr: stdout stays the stage's results. training.fit adds it to every fit, so
+stages pass verbose=0 to Keras (its own lines would repeat these, without the time left).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class Progress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         logs = logs or {}
-        scores = "".join(f", {k} {float(v):.4f}" for k, v in logs.items() if k in ("loss", "val_loss", "val_accuracy"))
+        scores = "".join(f", {k} {float(v):.4f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy"))
         self._write(f"{self._prefix()} done in {duration(now - self._epoch_start)}{scores}; "
                     f"{self._times(now, 1.0)}", final=True)
 
