@@ -124,8 +124,9 @@ def accuracy_figure(names: list[str], accuracies: list[float], images: list[int 
     ax.set_title(title, pad=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(handles=_accuracy_legend(highlight, any(images), bool(significant)), fontsize=7, loc="upper left", ncol=2, framealpha=0.9)
-    if caption:
-        fig.text(0.01, -0.02, caption, fontsize=7, color="dimgray", ha="left", va="top", wrap=True)
+    if bottom > 0:  # a bar chart whose axis does not start at 0 must say so
+        caption = f"The axis starts at {bottom:.1%}, not 0: bar lengths are not proportional. " + caption
+    fig.text(0.01, -0.02, caption.strip(), fontsize=7, color="dimgray", ha="left", va="top", wrap=True)
     fig.tight_layout()
     return fig
 
@@ -142,7 +143,7 @@ def _accuracy_legend(highlight: set[str], intervals: bool, marks: bool) -> list:
                               label="95% Wilson interval"))
     if marks:
         handles.append(Line2D([], [], color="black", marker="$▲▼$", linestyle="none", markersize=12,
-                              label="▲▼ better/worse than baseline (Holm p < 0.05)"))
+                              label="better/worse than baseline (Holm p < 0.05)"))
     return handles
 
 
@@ -180,6 +181,8 @@ def curves_figure(histories: dict[str, dict[str, list[float]]], metric: str, tit
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
+    if "acc" in metric:
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
