@@ -18,15 +18,17 @@ def confusion_figure(matrix: np.ndarray, class_names: tuple[str, ...], title: st
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     # Every class on both axes, also those never predicted (the matrix is classes x classes).
     image = ax.imshow(matrix, cmap="Blues", vmin=0)
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    long_names = max(map(len, class_names), default=0) > 2
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45 if long_names else 0,
+                  ha="right" if long_names else "center")
     ax.set_yticks(range(len(class_names)), class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title(title)
     threshold = matrix.max() / 2 if matrix.size else 0
     for (row, col), count in np.ndenumerate(matrix):
-        ax.text(col, row, str(count), ha="center", va="center", fontsize=7,
-                color="white" if count > threshold else "black")
+        ax.text(col, row, str(count), ha="center", va="center", fontsize=7,  # zeros faint: the errors stand out
+                color="white" if count > threshold else "black" if count else "silver")
     fig.colorbar(image, ax=ax, fraction=0.046)
     return fig
 
