@@ -28,6 +28,14 @@ def test_accuracy_bars_zoom_on_the_working_models_and_mark_a_failure_off_scale()
     plt.close(fig)
 
 
+def test_a_low_model_inside_the_axis_is_drawn_as_a_bar_and_low_ranges_start_at_zero():
+    fig = accuracy_figure(["baseline", "lr_high", "sgd"], [0.133, 0.183, 0.083], [60] * 3, "T", "val accuracy")
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] == 0.0 and not any("off scale" in t for t in texts(fig))
+    assert "8.30%" in texts(fig) and not any("axis starts" in t.get_text() for t in fig.texts)
+    plt.close(fig)
+
+
 def test_value_labels_stay_below_the_title():
     fig = accuracy_figure(["baseline", "b"], [0.97, 0.98], [1000, 1000], "T", "test accuracy")
     ax = fig.axes[0]

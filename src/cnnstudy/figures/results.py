@@ -102,6 +102,9 @@ def accuracy_figure(names: list[str], accuracies: list[float], images: list[int 
     high = min(1.0, np.nanmax(intervals[on_scale, 1])) if on_scale.any() else 1.0
     span = max(high - low, 0.002)
     bottom, top = max(0.0, low - 0.15 * span), high + 0.45 * span  # headroom: labels stay below the title
+    if bottom < 0.25 * high:  # little to gain from zooming: start at 0 and keep bar lengths proportional
+        bottom = 0.0
+    on_scale |= np.isfinite(values) & (values >= bottom)  # off scale means below the axis, nothing else
     fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(names) + 2.5), 4.6))
     colours = [BASELINE_COLOUR if n == baseline else STANDARD_COLOUR if n in highlight else VARIANT_COLOUR
                for n in names]
