@@ -34,7 +34,7 @@ def main() -> None:
         recipe = compare.resolve_recipe(name, settings)
         print(f"compare@{name}: {recipe.epochs} epochs, peak lr {recipe.lr:g}, batch {recipe.batch_size}, "
               f"{device['backend']} on {device['device']}, {precision}", flush=True)
-        record, predicted = compare.run_model(name, settings, cfg, data, name in kept, device, precision, verbose=2)
+        record, predicted = compare.run_model(name, settings, cfg, data, name in kept, device, precision)
         records[name] = record
         predictions[name] = predicted.tolist()
         print(f"compare@{name}: test accuracy {record['test_accuracy']:.4f} (train {record['train_accuracy']:.4f} "

@@ -22,8 +22,8 @@ def main() -> None:
     runtime.select_device(cfg.device)
     from cnnstudy import figures
     from cnnstudy.data import load_prepared
-    from cnnstudy.evaluation import confusion_rows, evaluate
-    from cnnstudy.figures.results import confusion_figure, predictions_figure
+    from cnnstudy.evaluation import confusion_counts, evaluate
+    from cnnstudy.figures.results import confusion_figure, mistakes_figure
     from cnnstudy.model_files import load_model
     from cnnstudy.predictions import predictions_file, write_predictions
 
@@ -44,11 +44,10 @@ def main() -> None:
     write_predictions(predictions_file(name), labels, probabilities, data.class_names)
 
     out = Path("plots/eval") / name
-    write_csv(out / "confusion.csv", confusion_rows(labels, probabilities.argmax(axis=1), data.class_names))
+    write_csv(out / "confusion.csv", confusion_counts(metrics["confusion_matrix"], data.class_names))
     figures.save(confusion_figure(metrics["confusion_matrix"], data.class_names,
                                   f"{name}: test accuracy {metrics['accuracy']:.2%}"), out / "confusion.png")
-    figures.save(predictions_figure(images, labels, probabilities, data.class_names, f"{name}: 15 test predictions"),
-                 out / "samples.png")
+    figures.save(mistakes_figure(images, labels, probabilities, data.class_names, name), out / "mistakes.png")
     print(f"evaluate@{name}: accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}, "
           f"F1 {metrics['f1_macro']:.4f}, {metrics['test_time_s']:.2f}s for {metrics['test_images']} images, "
           f"{metrics['model_file_mb']:.2f} MB")

@@ -2,16 +2,22 @@
 
 from pathlib import Path
 
-from cnnstudy.files import write_text
+from cnnstudy.files import read_json, write_text
 from cnnstudy.params import load_params
 from cnnstudy.stage import run
 
 REPORT = Path("reports/study.md")
+ENVIRONMENT_JSON = Path("metrics/environment.json")
+
+
+def read_environment() -> dict | None:
+    """metrics/environment.json (the summary stage's), or None when an older run did not write it."""
+    return read_json(ENVIRONMENT_JSON) if ENVIRONMENT_JSON.exists() else None
 
 
 def main() -> None:
     from cnnstudy.report import build_report, embedded_markdown
-    from cnnstudy.summary import load_rows
+    from cnnstudy.summary import load_rows, read_retrained
 
     params = load_params()
     rows = load_rows(params.models)
@@ -24,7 +30,8 @@ def main() -> None:
     compare = embedded_markdown(Path("metrics/compare.md"), "9. Standard architectures", [
         (png, f"standard models: {png.stem.replace('_', ' ')}") for png in sorted(Path("plots/compare").glob("*.png"))
     ], report_dir)
-    write_text(REPORT, build_report(params, rows, report_file=REPORT, extra_sections=[outliers, compare]))
+    write_text(REPORT, build_report(params, rows, report_file=REPORT, extra_sections=[outliers, compare],
+                                     retrained=read_retrained(), environment=read_environment()))
     print(f"report: wrote {REPORT}")
 
 

@@ -9,9 +9,11 @@ import sys
 from dataclasses import replace
 
 from cnnstudy import runtime
-from cnnstudy.files import atomic_path
+from cnnstudy.files import atomic_path, write_json
 from cnnstudy.params import load_params
 from cnnstudy.stage import run
+
+RETRAINED_JSON = "metrics/retrained.json"
 
 
 def main() -> None:
@@ -35,12 +37,20 @@ def main() -> None:
     for path in RETRAINED_DIR.glob("*.keras"):
         if path.stem not in seeds:
             path.unlink()
+    from cnnstudy.training import as_model_input
+
+    accuracies = {}
     for name, seed in seeds.items():
         model, result = train_cnn(replace(cfg, seed=seed), data.train, data.val, epochs, name=name)
         with atomic_path(RETRAINED_DIR / f"{name}.keras") as tmp:
             model.save(tmp)
+        # The baseline's seed spread, which summary and report set each variant's difference against.
+        _, test_accuracy = model.evaluate(as_model_input(data.test[0]), data.test[1], verbose=0)
+        accuracies[name] = {"seed": seed, "val_accuracy": result.last("val_accuracy"),
+                            "test_accuracy": float(test_accuracy)}
         print(f"retrain: baseline with seed {seed}: {epochs} epochs in {result.train_time_s:.1f}s, "
-              f"val accuracy {result.last('val_accuracy'):.4f}")
+              f"val accuracy {result.last('val_accuracy'):.4f}, test accuracy {test_accuracy:.4f}")
+    write_json(RETRAINED_JSON, accuracies)
 
 
 if __name__ == "__main__":

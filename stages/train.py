@@ -34,8 +34,8 @@ def main() -> None:
     with runtime.distribution_scope(device) as parallel:  # data parallel where there are several devices
         print(f"train@{name}: {epochs} epochs, {len(data.train[1])} images, {device['backend']} on "
               f"{device['device']}, {precision}, {parallel['replicas']} replica(s)")
-        model, result = train_cnn(cfg, data.train, data.val, epochs, name=name, log_dir=Path("dvclive") / name,
-                                  verbose=2)
+        # progress lines come from cnnstudy.progress (training.fit), not Keras' verbose output
+        model, result = train_cnn(cfg, data.train, data.val, epochs, name=name, log_dir=Path("dvclive") / name)
     save_model(model, Path("models") / f"{name}.keras")
     print(f"train@{name}: {model.count_params():,} parameters, {result.train_time_s:.1f} s")
     write_json(Path("metrics/train") / f"{name}.json", {

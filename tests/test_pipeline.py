@@ -91,8 +91,16 @@ def test_repro_writes_every_output(repo):
         assert (repo / "metrics" / "eval" / name / "predictions.npz").is_file()
     assert read(repo, "metrics/kfold.json")["chosen_epochs"] >= 1
     assert "| baseline |" in (repo / "metrics/summary.md").read_text()
+    # two variant tests: Holm's p is at least the raw one, at most twice it
+    for name in ("lr_high", "dropout_high"):
+        raw, corrected = summary[name]["mcnemar_p"], summary[name]["mcnemar_p_holm"]
+        assert raw <= corrected <= min(1.0, 2 * raw) + 1e-12
+    environment = read(repo, "metrics/environment.json")
+    assert environment["cores"] >= 1 and environment["precision"] and environment["versions"]["keras"]
+    assert read(repo, "metrics/retrained.json") == {}  # outliers.seeds is empty here: no seed spread
     report = (repo / "reports/study.md").read_text()
-    for section in ("## 1. Input analysis", "## 4. Model comparison", "McNemar", "## 8. Out-of-distribution images",
+    for section in ("## 1. Input analysis", "## 4. Model comparison", "McNemar", "Holm", "Run on ",
+                    "Models are chosen on the validation split", "## 8. Out-of-distribution images",
                     "AUROC", "## 9. Standard architectures", "lenet5"):
         assert section in report, section
     for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report):

@@ -8,7 +8,7 @@ from cnnstudy.params import load_params
 from cnnstudy.report import embedded_markdown
 from cnnstudy.files import long_format, write_csv
 from cnnstudy.predictions import read_predictions, write_predictions
-from cnnstudy.summary import config_table, describe_change, mcnemar, observations, read_history
+from cnnstudy.summary import config_table, describe_change, mcnemar, read_history
 from cnnstudy.tables import markdown_table
 
 
@@ -48,14 +48,6 @@ def rows():
     same = {**base, "model": "drop", "change": "dropout=0.4", "test_accuracy": 0.945, "train_time_s": 10.0,
             "delta_vs_baseline": -0.5, "mcnemar_p": 0.6, "significant": False}
     return [base, better, same]
-
-
-def test_observations_say_direction_size_and_significance():
-    notes = observations(rows())
-    assert len(notes) == 2
-    assert "**wide**" in notes[0] and "helped test accuracy by 2.00 points" in notes[0]
-    assert "significant (McNemar p = 0.001" in notes[0] and "3.00x the baseline's time" in notes[0]
-    assert "hurt test accuracy by 0.50 points" in notes[1] and "within the noise" in notes[1]
 
 
 def test_markdown_table_formats_and_dashes_missing_values():

@@ -148,13 +148,28 @@ def report_markdown(rows: list[dict], records: dict[str, dict], compare: Compare
 
 def save_charts(rows: list[dict], records: dict[str, dict], plots_dir: Path = PLOTS_DIR) -> None:
     from cnnstudy import figures
-    from cnnstudy.figures.results import bar_figure, curves_figure
+    from cnnstudy.figures.results import accuracy_figure, bar_figure, curves_figure
+
+    from cnnstudy.conclusions import holm
 
     names = [row["model"] for row in rows]
+    # The standard models' tests against the baseline are a family of their own (the variants'
+    # Holm p comes from summary.json): marks only where the corrected p is below 0.05.
+    standard = [row for row in rows if row["model"] in records and row.get("mcnemar_p") is not None]
+    for row, corrected in zip(standard, holm([row["mcnemar_p"] for row in standard])):
+        row["mcnemar_p_holm"] = corrected
+    marks = {row["model"]: "better" if row["delta_vs_baseline"] > 0 else "worse" for row in rows
+             if row.get("mcnemar_p_holm") is not None and row["mcnemar_p_holm"] < 0.05}
+    test_images = [rows[0].get("test_images")] * len(rows)  # every model sees the same test split
     for key, title, ylabel, stem, fmt, log in BARS:
         values = [float("nan") if row.get(key) is None else float(row[key]) for row in rows]
-        figures.save(bar_figure(names, values, title, ylabel, fmt=fmt, log=log, highlight=set(records)),
-                     plots_dir / f"{stem}.png")
+        if key.endswith("accuracy"):
+            figure = accuracy_figure(names, values, test_images if key == "test_accuracy" else [None] * len(rows),
+                                     title, ylabel, significant=marks if key == "test_accuracy" else None,
+                                     highlight=set(records))
+        else:
+            figure = bar_figure(names, values, title, ylabel, fmt=fmt, log=log, highlight=set(records))
+        figures.save(figure, plots_dir / f"{stem}.png")
     histories = {name: r["history"] for name, r in records.items()}
     figures.save(curves_figure(histories, "val_accuracy", "Standard models: validation accuracy per epoch"),
                  plots_dir / "curves_val_accuracy.png")

@@ -90,6 +90,8 @@ def headline(metrics: dict) -> dict:
     return {key: metrics[key] for key in HEADLINE}
 
 
-def confusion_rows(labels: np.ndarray, predicted: np.ndarray, class_names: tuple[str, ...]) -> list[dict]:
-    """Rows for DVC's confusion template: one per test image, in test-split order."""
-    return [{"actual": class_names[a], "predicted": class_names[p]} for a, p in zip(labels, predicted)]
+def confusion_counts(matrix, class_names: tuple[str, ...]) -> list[dict]:
+    """Rows for the confusion_counts plot template: one per (actual, predicted) pair, zeros
+    included, so DVC shows every class even when a model never predicts it."""
+    return [{"actual": class_names[a], "predicted": class_names[p], "count": int(matrix[a][p])}
+            for a in range(len(class_names)) for p in range(len(class_names))]

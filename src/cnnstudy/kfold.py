@@ -15,6 +15,7 @@ import numpy as np
 from cnnstudy.epochs import round_half_up
 from cnnstudy.errors import DataError
 from cnnstudy.params import KFoldParams, TrainParams
+from cnnstudy.progress import Clock, capped_warning
 
 
 def select_epochs(cfg: TrainParams, kcfg: KFoldParams, images: np.ndarray, labels: np.ndarray,
@@ -31,12 +32,13 @@ def select_epochs(cfg: TrainParams, kcfg: KFoldParams, images: np.ndarray, label
                         f"{smallest_class} images; lower kfold.folds or raise prepare.per_class")
     splitter = StratifiedKFold(n_splits=kcfg.folds, shuffle=True, random_state=cfg.seed)
     folds = []
+    clock = Clock(kcfg.folds)
     for number, (train_idx, val_idx) in enumerate(splitter.split(np.zeros(len(labels)), labels), start=1):
         runtime.clear_session()  # keeps the precision policy and distribution scope
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=kcfg.patience)
         # train_cnn seeds first: every fold starts from the same initial weights.
         _, result = train_cnn(cfg, (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx]),
-                              kcfg.max_epochs, callbacks=[stop])
+                              kcfg.max_epochs, callbacks=[stop], name=f"fold{number}")
         best = int(np.argmin(result.history["val_loss"]))
         folds.append({
             "fold": number,
@@ -50,8 +52,12 @@ def select_epochs(cfg: TrainParams, kcfg: KFoldParams, images: np.ndarray, label
             "train_time_s": round(result.train_time_s, 3),
         })
         log(f"fold {number}/{kcfg.folds}: best epoch {best + 1} of {result.epochs}, "
-            f"val loss {result.history['val_loss'][best]:.4f}, val acc {result.history['val_accuracy'][best]:.4f}")
+            f"val loss {result.history['val_loss'][best]:.4f}, val acc {result.history['val_accuracy'][best]:.4f}; "
+            f"{clock.status(number)}")
     best_epochs = [f["best_epoch"] for f in folds]
+    warning = capped_warning(best_epochs, kcfg.max_epochs)
+    if warning:
+        log(warning)
     return {
         "folds": kcfg.folds,
         "max_epochs": kcfg.max_epochs,
@@ -60,5 +66,6 @@ def select_epochs(cfg: TrainParams, kcfg: KFoldParams, images: np.ndarray, label
         "mean_best_epoch": float(np.mean(best_epochs)),
         "chosen_epochs": max(1, round_half_up(float(np.mean(best_epochs)))),
         "mean_val_accuracy": float(np.mean([f["val_accuracy"] for f in folds])),
+        "capped": warning is not None,
         "per_fold": folds,
     }

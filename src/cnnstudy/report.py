@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cnnstudy.environment import sentence as environment_sentence
 from cnnstudy.files import read_json
 from cnnstudy.params import BASELINE, Params
-from cnnstudy.summary import COLUMNS, config_table, observations
+from cnnstudy.conclusions import SIGNIFICANCE, headline, observations, seed_spread
+from cnnstudy.summary import COLUMNS, config_table
 from cnnstudy.tables import grid, markdown_table
 
 
@@ -41,7 +43,20 @@ def kfold_section(kfold: dict) -> list[str]:
     lines.append(grid(["fold", "best epoch", "epochs run", "val loss", "val accuracy"],
                       [[f["fold"], f["best_epoch"], f["epochs_run"], f"{f['val_loss']:.4f}", f"{f['val_accuracy']:.2%}"]
                        for f in kfold["per_fold"]]))
+    if kfold.get("capped"):
+        lines += ["", f"**Capped:** every fold's best epoch is the last allowed ({kfold['max_epochs']}); the validation "
+                  "loss was still falling, so the epoch count is a cap, not a choice (raise kfold.max_epochs)."]
     return lines
+
+
+def seed_lines(spread: dict | None) -> list[str]:
+    if spread is None:
+        return ["The baseline was trained with one seed only (outliers.seeds names no other), so the table "
+                "cannot show how much a seed alone moves the accuracy.", ""]
+    return [f"Seed spread: the baseline trained with {spread['runs']} seeds (train.seed and the retrain stage's "
+            f"outliers.seeds) scored {spread['test_min']:.2%}–{spread['test_max']:.2%} on test and "
+            f"{spread['val_min']:.2%}–{spread['val_max']:.2%} on validation; a variant inside that range differs "
+            "from the baseline no more than another seed would.", ""]
 
 
 def embedded_markdown(path: Path, title: str, figures: list[tuple[Path, str]], report_dir: Path) -> list[str]:
@@ -60,42 +75,46 @@ def embedded_markdown(path: Path, title: str, figures: list[tuple[Path, str]], r
 
 
 def build_report(params: Params, rows: list[dict], root: Path = Path("."),
-                 report_file: Path = Path("reports/study.md"), extra_sections: list[list[str]] | None = None) -> str:
+                 report_file: Path = Path("reports/study.md"), extra_sections: list[list[str]] | None = None,
+                 retrained: dict | None = None, environment: dict | None = None) -> str:
     report_dir = (root / report_file).parent
     data = read_json(root / "metrics/data/details.json")
     kfold = read_json(root / "metrics/kfold/details.json")
-    best = max(rows, key=lambda r: r["test_accuracy"])
     base = next(r for r in rows if r["model"] == BASELINE)
+    spread = seed_spread(base, retrained)
     out = [
         "# One hyperparameter at a time: a CNN on "
         f"{data.get('dataset', 'MNIST')}", "",
-        f"Baseline test accuracy **{base['test_accuracy']:.2%}**; best model **{best['model']}** "
-        f"({best['change']}) at **{best['test_accuracy']:.2%}**. Test split: {rows[0].get('test_images', '')} "
-        f"images never seen in training or epoch selection.", "",
+        headline(rows, spread), "",
+        *([environment_sentence(environment), ""] if environment else []),
+        f"Models are chosen on the validation split; the test split ({base.get('test_images', '')} images, never "
+        "seen in training or epoch selection) only confirms.", "",
         "## 1. Input analysis", "", *data_section(data), "",
         _image(root / "plots/data/class_distribution.png", report_dir, "class distribution per split"), "",
         _image(root / "plots/data/samples.png", report_dir, "5 sample images per class per split"), "",
         "## 2. Epoch selection", "", *kfold_section(kfold), "",
         "## 3. Configurations (changed value in bold)", "", config_table(params.models), "",
         "## 4. Model comparison (test split)", "",
-        "Δ is the change in test accuracy against the baseline in percentage points; McNemar's exact test "
-        "compares each variant's per-image correctness with the baseline's on the same test images "
-        "(p < 0.05: the difference is larger than the noise).", "",
+        "Δ is the change in test accuracy against the baseline in percentage points. McNemar's exact test "
+        "compares each variant's per-image correctness with the baseline's on the same test images; with one test "
+        f"per variant, Holm's correction keeps the chance of any false alarm under {SIGNIFICANCE}, and conclusions "
+        "use the corrected p (Holm p < 0.05: significant).", "",
+        *seed_lines(spread), 
         markdown_table(rows, COLUMNS), "",
         *[_image(root / f"plots/summary/{stem}.png", report_dir, title) for stem, title in (
             ("test_accuracy", "test accuracy"), ("train_time", "training time"), ("test_time", "test time"),
             ("model_size", "model size"))], "",
-        "## 5. Observations", "", *[f"- {line}" for line in observations(rows)], "",
+        "## 5. Observations", "", *[f"- {line}" for line in observations(rows, spread)], "",
         "## 6. Training curves", "",
         _image(root / "plots/summary/curves_val_accuracy.png", report_dir, "validation accuracy per epoch"), "",
         _image(root / "plots/summary/curves_val_loss.png", report_dir, "validation loss per epoch"), "",
-        "## 7. Confusion matrices and sample predictions", "",
+        "## 7. Confusion matrices and the most confident mistakes", "",
     ]
     for row in rows:
         name = row["model"]
         out += [f"### {name}", "",
                 _image(root / f"plots/eval/{name}/confusion.png", report_dir, f"confusion matrix, {name}"), " ",
-                _image(root / f"plots/eval/{name}/samples.png", report_dir, f"sample predictions, {name}"), ""]
+                _image(root / f"plots/eval/{name}/mistakes.png", report_dir, f"most confident mistakes, {name}"), ""]
     for section in extra_sections or []:
         out += [*section, ""]
     return "\n".join(out).rstrip() + "\n"

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import binomtest
 
+from cnnstudy.conclusions import SIGNIFICANCE, holm
 from cnnstudy.errors import DataError
 from cnnstudy.files import interpreting, read_json
 from cnnstudy.params import BASELINE, TrainParams
@@ -26,13 +27,14 @@ COLUMNS = (
     ("test_time_s", "test time (s)", "{:.3f}"),
     ("test_accuracy", "test acc", "{:.2%}"),
     ("delta_vs_baseline", "Δ test acc (points)", "{:+.2f}"),
-    ("mcnemar_p", "McNemar p", "{:.3g}"),
+    ("mcnemar_p", "McNemar p", "{:.2g}"),
+    ("mcnemar_p_holm", "Holm p", "{:.2g}"),
     ("f1_macro", "macro F1", "{:.4f}"),
     ("parameters", "parameters", "{:,}"),
     ("model_file_mb", "file (MB)", "{:.2f}"),
     ("weight_mb", "weights (MB)", "{:.2f}"),
 )
-SIGNIFICANCE = 0.05
+RETRAINED_JSON = Path("metrics/retrained.json")
 
 
 def describe_change(cfg: TrainParams, baseline: TrainParams) -> str:
@@ -74,10 +76,25 @@ def load_rows(models: dict[str, TrainParams], metrics_dir: Path = Path("metrics"
         with interpreting(results, f"run `dvc repro --force train@{name} evaluate@{name}`"):
             rows.append(_row(name, cfg, baseline, trained, evaluated, test))
     base_acc = rows[0]["test_accuracy"] if rows and rows[0]["model"] == BASELINE else None
+    variants = [row for row in rows if row["mcnemar_p"] is not None]
+    # The variants' tests against the one baseline are a family: conclusions use Holm's p.
+    for row, corrected in zip(variants, holm([row["mcnemar_p"] for row in variants])):
+        row["mcnemar_p_holm"] = corrected
     for row in rows:
         row["delta_vs_baseline"] = None if base_acc is None else round((row["test_accuracy"] - base_acc) * 100, 3)
-        row["significant"] = row["mcnemar_p"] is not None and row["mcnemar_p"] < SIGNIFICANCE
+        row.setdefault("mcnemar_p_holm", None)
+        row["significant"] = row["mcnemar_p_holm"] is not None and row["mcnemar_p_holm"] < SIGNIFICANCE
     return rows
+
+
+def read_retrained(path: Path = RETRAINED_JSON) -> dict | None:
+    """The baseline re-trained with other seeds (the retrain stage's accuracies); None if absent."""
+    if not Path(path).exists():
+        return None
+    data = read_json(path)
+    with interpreting(path, "run `dvc repro --force retrain`"):
+        return {name: {"test_accuracy": float(r["test_accuracy"]), "val_accuracy": float(r["val_accuracy"])}
+                for name, r in data.items()}
 
 
 def headline(row: dict) -> dict:
@@ -106,6 +123,7 @@ def _row(name: str, cfg: TrainParams, baseline: TrainParams, trained: dict, eval
         "model_file_mb": evaluated["model_file_mb"],
         "weight_mb": evaluated["weight_mb"],
         "device": trained.get("device"),
+        "backend": trained.get("backend"),
         "precision": trained.get("precision"),
         "mcnemar_p": test["p_value"] if name != BASELINE else None,
         "mcnemar": test if name != BASELINE else None,
@@ -122,26 +140,6 @@ def config_table(models: dict[str, TrainParams]) -> str:
         values = asdict(cfg)
         rows.append([name, *(f"**{_fmt(values[k])}**" if values[k] != baseline[k] else _fmt(values[k]) for k in keys)])
     return grid(["model", *keys], rows)
-
-
-def observations(rows: list[dict]) -> list[str]:
-    """One sentence per variant: helped or hurt, by how much, and whether it beats the noise."""
-    notes = []
-    base = next((r for r in rows if r["model"] == BASELINE), None)
-    if base is None:
-        return notes
-    for row in rows:
-        if row["model"] == BASELINE:
-            continue
-        delta = row["delta_vs_baseline"]
-        verdict = "helped" if delta > 0 else "hurt" if delta < 0 else "did not change"
-        noise = (f"significant (McNemar p = {row['mcnemar_p']:.3g} < {SIGNIFICANCE})" if row["significant"]
-                 else f"within the noise (McNemar p = {row['mcnemar_p']:.3g})")
-        speed = row["train_time_s"] / base["train_time_s"] if base["train_time_s"] else float("nan")
-        notes.append(f"**{row['model']}** ({row['change']}) {verdict} test accuracy by {abs(delta):.2f} points "
-                     f"({base['test_accuracy']:.2%} → {row['test_accuracy']:.2%}); {noise}; "
-                     f"training took {speed:.2f}x the baseline's time.")
-    return notes
 
 
 def read_history(log_dir: Path) -> dict[str, list[float]]:

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from cnnstudy.errors import StudyError
+from cnnstudy.progress import Progress
 
 # Training steps per call into the backend's compiled function: fewer Python round
 # trips per epoch (about 3% more images/s here). Callbacks still see every epoch;
@@ -150,7 +151,7 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.
     if len(x_train) == 0:
         raise StudyError("the training split is empty; raise prepare.per_class or prepare.split.train")
     timer = EpochTimer()
-    all_callbacks = [timer, *(callbacks or [])]
+    all_callbacks = [timer, Progress(epochs, label=model.name), *(callbacks or [])]
     if log_dir is not None:
         all_callbacks.append(LiveLogger(log_dir))
     validation = None if val is None else (as_model_input(val[0]), val[1])

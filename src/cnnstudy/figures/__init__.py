@@ -21,7 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 
 from cnnstudy.files import atomic_path  # noqa: E402
 
-__all__ = ["plt", "save"]
+__all__ = ["DIGIT_STYLE", "plt", "save"]
+
+# Digits drawn the same way in every figure: dark ink on white over the full 0-255 range.
+DIGIT_STYLE = {"cmap": "gray_r", "vmin": 0, "vmax": 255}
 
 
 def save(fig, target: str | Path, dpi: int = 110) -> None:

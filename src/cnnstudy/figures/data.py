@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from cnnstudy.figures import plt
+from cnnstudy.figures import DIGIT_STYLE, plt
 
 GAP = 2  # pixels of blank space between tiles of a mosaic
 
@@ -30,10 +30,10 @@ def samples_figure(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], class_na
     fig, axes = plt.subplots(1, len(splits), figsize=(2.2 * len(splits) * per_class / 5 + 1.5,
                                                       0.45 * num_classes + 0.6),
                              squeeze=False, layout="constrained")
-    cmap = plt.get_cmap("gray").with_extremes(bad="white")
+    cmap = plt.get_cmap(DIGIT_STYLE["cmap"]).with_extremes(bad="white")
     for ax, (name, (images, labels)) in zip(axes[0], splits.items()):
         h = images.shape[1]
-        ax.imshow(_mosaic(images, labels, num_classes, per_class), cmap=cmap, vmin=0, vmax=255,
+        ax.imshow(_mosaic(images, labels, num_classes, per_class), cmap=cmap, vmin=DIGIT_STYLE["vmin"], vmax=DIGIT_STYLE["vmax"],
                   interpolation="nearest")
         ax.set_title(f"{name} ({len(images):,} images)", fontsize=10)
         ax.set_xticks([])

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from cnnstudy.detection import SCORES, TPR_LEVEL
-from cnnstudy.figures import plt
+from cnnstudy.figures import DIGIT_STYLE, plt
 from cnnstudy.image_prep import OutlierImage
 from cnnstudy.outliers import INFERENCE, MC_DROPOUT, MODELS, SETTING_TITLES, SETTINGS, Study
 
@@ -25,7 +25,7 @@ def preprocessing_figure(images: Sequence[OutlierImage], cols: int = 6):
         left, right = axes[r, 2 * c], axes[r, 2 * c + 1]
         left.imshow(image.original, cmap="gray" if image.original.ndim == 2 else None, vmin=0, vmax=255)
         left.set_title(_short(image.name), fontsize=6.5)
-        right.imshow(image.pixels, cmap="gray", vmin=0, vmax=255)
+        right.imshow(image.pixels, **DIGIT_STYLE)
         right.set_title("model sees" + (" (inv.)" if image.inverted else ""), fontsize=6.5)
     fig.suptitle("Outliers: file (left) and the MNIST-style 28x28 input (right)", fontsize=10)
     fig.tight_layout()
@@ -57,7 +57,7 @@ def probabilities_figure(study: Study, cols: int = 2):
     for i, image in enumerate(study.images):
         r, c = divmod(i, cols)
         ax = axes[r, c * per]
-        ax.imshow(image.pixels, cmap="gray", vmin=0, vmax=255)
+        ax.imshow(image.pixels, **DIGIT_STYLE)
         ax.set_title(_short(image.name, 16), fontsize=6.5)
         samples = {INFERENCE: ref.repeats_out[:, i], MC_DROPOUT: ref.mc_out[:, i], MODELS: all_models[:, i]}
         for s, setting in enumerate(SETTINGS):
