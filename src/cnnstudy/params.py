@@ -367,6 +367,7 @@ class Params:
     models: dict[str, TrainParams] = field(default_factory=dict)  # baseline + variants, in file order
     outliers: OutliersParams | None = None
     compare: CompareParams | None = None
+    sweep: Any = None  # cnnstudy.sweep_space.SweepParams (typed there: it imports this module)
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     def model(self, name: str) -> TrainParams:
@@ -375,7 +376,7 @@ class Params:
         return self.models[name]
 
 
-SECTIONS = ("fetch", "prepare", "kfold", "train", "variants", "outliers", "compare")
+SECTIONS = ("fetch", "prepare", "kfold", "train", "variants", "outliers", "compare", "sweep")
 
 
 def parse_params(raw: Any) -> Params:
@@ -390,7 +391,15 @@ def parse_params(raw: Any) -> Params:
                   models=parse_variants("variants", raw["variants"], train),
                   outliers=OutliersParams.parse("outliers", raw["outliers"]),
                   compare=CompareParams.parse("compare", raw["compare"]),
+                  sweep=_parse_sweep(raw["sweep"], train),
                   raw=raw)
+
+
+def _parse_sweep(raw: Any, train: TrainParams):
+    # The sweep section is validated by its own module (search space, search, resources).
+    from cnnstudy.sweep_space import SweepParams
+
+    return SweepParams.parse("sweep", raw, train)
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
