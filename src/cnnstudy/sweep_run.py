@@ -94,7 +94,7 @@ def _tune(sweep: SweepParams, train: TrainParams, splits: dict, setup: dict,
     import ray
     from ray import tune
 
-    started_here = _connect(sweep.address)
+    started_here = connect(sweep.address)
     try:
         gpu = sweep.gpu
         if gpu == "auto":
@@ -149,7 +149,7 @@ def _tune_domain(spec):
     return (tune.loguniform if spec.log else tune.uniform)(spec.low, spec.high)
 
 
-def _connect(address: str) -> bool:
+def connect(address: str) -> bool:
     """Attach to `address`, or start a local Ray when it is empty. True when this call started it."""
     import logging
 
