@@ -38,7 +38,8 @@ def where() -> dict:
 
         if ray.is_initialized():
             node_id = ray.get_runtime_context().get_node_id()
-            ip = ray.util.get_node_ip_address()
+            # The address the node registered with (ray start --node-ip-address), not a guess.
+            ip = next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id), "")
     except ImportError:  # pragma: no cover - ray is a pinned dependency
         pass
     return {"node_id": node_id, "node_ip": ip, "host": socket.gethostname(), "pid": os.getpid(),
