@@ -324,18 +324,3 @@ def split_cpu(count: int) -> None:
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
 
-
-
-def limit_threads(threads: int) -> None:
-    """At most `threads` CPU threads per op (TensorFlow), so trials sharing a machine do not
-    oversubscribe its cores. Only before TensorFlow's runtime starts; later (a reused worker
-    process) the first setting stays, which is the same number."""
-    if backend_name() != "tensorflow":
-        return
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass

@@ -57,7 +57,7 @@ def run_trial(config: dict, train: tuple, val: tuple, report: Report, use_gpu: b
     device = cfg.device if use_gpu else "cpu"
     runtime.select_device(device)
     if threads:
-        runtime.limit_threads(threads)
+        _limit_threads(threads)
     from cnnstudy.models import build_cnn, compile_model
     from cnnstudy.training import fit
 
@@ -75,6 +75,24 @@ def run_trial(config: dict, train: tuple, val: tuple, report: Report, use_gpu: b
     return {**fixed, **_epoch_metrics(result.history, len(result.epoch_seconds)),
             "train_time_s": round(result.train_time_s, 3),
             "trial_time_s": round(time.perf_counter() - started, 3)}
+
+
+def _limit_threads(threads: int) -> None:
+    """At most `threads` CPU threads per op (TensorFlow; Ray sets OMP_NUM_THREADS for the rest), so
+    trials sharing a machine do not oversubscribe its cores. Only before TensorFlow's runtime starts;
+    in a reused worker the first setting stays, which is the same number. (Kept here, not in
+    runtime.py, which every training stage depends on.)"""
+    from cnnstudy import runtime
+
+    if runtime.backend_name() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass
 
 
 def _epoch_metrics(history: dict[str, list[float]], epochs_run: int) -> dict:
