@@ -59,3 +59,14 @@ def test_optuna_proposals_are_answered_from_the_cache_on_a_rerun(local_ray, prep
     again = run_sweep(sweep, train, prepared, cache)  # TPE seeded by train.seed proposes the same two
     assert (again.trained, again.cached) == (0, 2)
     assert sorted(r["key"] for r in again.rows) == sorted(r["key"] for r in first.rows)
+
+
+def test_asha_stops_or_finishes_every_trial_and_caches_it(local_ray, prepared, tiny, tmp_path):
+    train, cache = tiny_train(tiny), TrialCache(tmp_path / "cache")
+    sweep = sweep_params(train, {"optimizer": ["adam", "sgd"], "lr": [0.001, 0.01]}, scheduler="asha", epochs=2)
+    outcome = run_sweep(sweep, train, prepared, cache)
+    assert (outcome.trained, outcome.cached) == (4, 0)
+    # ASHA may end a trial after its first epoch; its last report is the row, with everything in it
+    assert all(r["epochs_run"] in (1, 2) and 0.0 <= r["val_accuracy"] <= 1.0 and r["node_id"] for r in outcome.rows)
+    assert max(r["epochs_run"] for r in outcome.rows) == 2
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 4
