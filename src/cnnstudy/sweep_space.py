@@ -107,7 +107,8 @@ def _parse_space(key: str, raw: Any, train: TrainParams, search: str) -> dict[st
         values = _list(f"{key}.{name}", values)
         if not values:
             raise ParamsError(f"{key}.{name}: expected a non-empty list of values")
-        parsed = tuple(_as_key(train.with_override(f"{key}.{name}[{i}]", name, v), name)
+        # Each value through train's own parser: errors name sweep.space.<key>[i].
+        parsed = tuple(getattr(train.with_override(f"{key}.{name}[{i}]", name, v), name)
                        for i, v in enumerate(values))
         if len(set(parsed)) != len(parsed):
             raise ParamsError(f"{key}.{name}: lists a value twice: {values}")
@@ -133,10 +134,6 @@ def _parse_range(key: str, name: str, raw: dict, search: str) -> Range:
     if name == "dropout" and high >= 1:
         raise ParamsError(f"{key}.high: dropout must stay below 1, got {high}")
     return Range(low=float(low), high=float(high), log=log, kind=kind)
-
-
-def _as_key(cfg: TrainParams, name: str) -> Any:
-    return getattr(cfg, name)
 
 
 def _check_shapes(key: str, space: dict[str, tuple | Range], train: TrainParams) -> None:
