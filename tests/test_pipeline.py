@@ -35,6 +35,8 @@ def tiny_params() -> dict:
         params["outliers"].update(repeats=2, seeds=[])
     if "compare" in params:
         params["compare"].update(models=["lenet5"], epochs=1, max_train_images=100)
+    if "sweep" in params:
+        params["sweep"].update(space={"optimizer": ["adam"], "lr": [0.001, 0.01]}, epochs=1)
     return params
 
 

@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
-from cnnstudy import sizes
+from cnnstudy import sizes, sweep_params
 from cnnstudy.errors import StudyError
-from cnnstudy.validation import named_keys
+from cnnstudy.validation import Bool, Float, Int, NoneIsEmpty, Positive, Seed, Text, named_keys
 from cnnstudy.yaml12 import read_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,18 +37,6 @@ VARIANT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 class ParamsError(StudyError, ValueError):
     """params.yaml is not what the pipeline expects; the message names the key."""
-
-
-# Strict scalars: bool is no integer (`epochs: true` is a typo, not 1) and "1" is no number.
-# Lists stay lax so that a YAML list fills a tuple field.
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict()]  # an integer is accepted (lr: 1), a bool is not
-Bool = Annotated[bool, Strict()]
-Text = Annotated[str, Strict(), Field(min_length=1)]
-Positive = Annotated[Int, Field(ge=1)]
-Seed = Annotated[Int, Field(ge=0)]
-# `mirrors: null` and `keep_models: null` read as empty lists.
-NoneIsEmpty = BeforeValidator(lambda value: () if value is None else value)
 
 
 def _epochs(value: Any) -> int | str:
@@ -172,6 +160,7 @@ class _File:
     variants: dict
     outliers: OutliersParams
     compare: CompareParams
+    sweep: sweep_params.SweepParams  # its space is checked against train afterwards (sweep_params.resolve)
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(_File))
@@ -186,6 +175,7 @@ class Params:
     models: dict[str, TrainParams] = dataclasses.field(default_factory=dict)  # baseline + variants, file order
     outliers: OutliersParams | None = None
     compare: CompareParams | None = None
+    sweep: sweep_params.SweepParams | None = None
     raw: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def model(self, name: str) -> TrainParams:
@@ -267,7 +257,15 @@ def parse_params(raw: Any) -> Params:
     check_trainable(file.train, train_images=images)
     return Params(fetch=file.fetch, prepare=file.prepare, kfold=file.kfold, train=file.train,
                   models=parse_variants("variants", file.variants, file.train, images),
-                  outliers=file.outliers, compare=file.compare, raw=raw)
+                  outliers=file.outliers, compare=file.compare, sweep=parse_sweep(file.sweep, file.train), raw=raw)
+
+
+def parse_sweep(sweep: Any, train: TrainParams) -> sweep_params.SweepParams:
+    """The sweep section (a mapping or a validated SweepParams) with its space checked against `train`."""
+    if not isinstance(sweep, sweep_params.SweepParams):
+        with named_keys(ParamsError, "sweep"):
+            sweep = TypeAdapter(sweep_params.SweepParams).validate_python(sweep)
+    return sweep_params.resolve(sweep, train, ParamsError)
 
 
 def load_params(path: str | Path | None = None) -> Params:
