@@ -70,12 +70,12 @@ def test_bad_sweep_is_named(raw, mutate, match):
 def test_ranges_for_random_and_optuna(raw):
     raw["sweep"].update(search="random", trials=12)
     raw["sweep"]["space"].update(lr={"low": 1e-4, "high": 1e-1, "log": True},
-                                 dense_units={"low": 16, "high": 64, "log": False})
+                                 kernel_size={"low": 2, "high": 5, "log": False})
     sweep = sweep_of(raw)
     assert sweep.space["lr"] == Range(1e-4, 1e-1, True, float)
     draws = explicit_overrides(sweep, seed=7)
     assert len(draws) == 12
-    assert all(1e-4 <= d["lr"] <= 1e-1 and isinstance(d["dense_units"], int) and 16 <= d["dense_units"] <= 64
+    assert all(1e-4 <= d["lr"] <= 1e-1 and isinstance(d["kernel_size"], int) and 2 <= d["kernel_size"] <= 5
                for d in draws)
     assert draws == explicit_overrides(sweep, seed=7)  # seeded by train.seed: a re-run proposes the same
     assert draws != explicit_overrides(sweep, seed=8)

@@ -24,7 +24,10 @@ from cnnstudy.yaml12 import read_yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PARAMS_FILE = REPO_ROOT / "params.yaml"
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamax", "adagrad", "adadelta", "nadam")
+LOSSES = ("crossentropy", "mse", "mae")  # on the softmax outputs; accuracy is always reported
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
+LR_SCHEDULES = ("constant", "plateau", "cosine")
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STANDARD_MODELS = ("lenet5", "resnet50", "densenet121", "vgg16", "alexnet", "mobilenetv2")
@@ -100,16 +103,22 @@ class KFoldParams:
 
 @dataclass(frozen=True, config=CONFIG)
 class TrainParams:
-    """The baseline model's configuration; a variant is this with one key changed."""
+    """The baseline model's configuration; a variant is this with some keys changed."""
 
     optimizer: Literal[OPTIMIZERS]
     lr: Annotated[Float, Field(gt=0.0, le=10.0)]
+    momentum: Annotated[Float, Field(ge=0.0, lt=1.0)]  # sgd and rmsprop; the others have none
+    nesterov: Bool                                     # sgd only
+    loss: Literal[LOSSES]
     filters: Annotated[tuple[Positive, ...], Field(min_length=1)]
     kernel_size: Positive
-    dense_units: Positive
+    activation: Literal[ACTIVATIONS]                   # conv blocks and dense layers
+    dense: Annotated[tuple[Positive, ...], Field(min_length=1)]  # widths of the dense layers, in order
     dropout: Annotated[Float, Field(ge=0.0, lt=1.0)]
     batch_size: Positive
     epochs: Annotated[Union[int, str], BeforeValidator(_epochs)]  # int, "auto" or, in a variant, "<k>x"
+    lr_schedule: Literal[LR_SCHEDULES]
+    early_stopping: Union[Positive, None]              # patience in epochs on validation loss; None: off
     batch_norm: Bool
     augment: Bool
     seed: Seed
@@ -186,7 +195,8 @@ class Params:
 
 # ---------------------------------------------------------------- the study's own rules
 def parse_variants(key: str, raw: Any, baseline: TrainParams, train_images: int | None = None) -> dict[str, TrainParams]:
-    """`variants` maps a name to exactly one overridden key of `train`.
+    """`variants` maps a name to the keys of `train` it changes (one idea: an optimizer with its
+    own learning rate and momentum is one).
 
     The entry `baseline: {}` is required and must stay empty: it is how the
     train stage's `foreach` reaches the baseline alongside the variants.
@@ -207,22 +217,23 @@ def parse_variants(key: str, raw: Any, baseline: TrainParams, train_images: int 
                                   f"got {override!r}; change `train` instead")
             models[name] = baseline
             continue
-        if len(override) != 1:
-            raise ParamsError(f"{vkey}: a variant changes exactly one key of train, "
-                              f"got {len(override)} ({', '.join(map(str, override)) or 'none'})")
-        (param, value), = override.items()
-        if param not in (f.name for f in dataclasses.fields(TrainParams)):
-            raise ParamsError(f"unknown key {vkey}.{param}: a variant overrides one key of train")
-        variant = baseline.with_override(f"{vkey}.{param}", param, value)
+        if not override:
+            raise ParamsError(f"{vkey}: a variant changes at least one key of train, got none")
+        variant = baseline
+        for param, value in override.items():
+            if param not in (f.name for f in dataclasses.fields(TrainParams)):
+                raise ParamsError(f"unknown key {vkey}.{param}: a variant overrides keys of train")
+            variant = variant.with_override(f"{vkey}.{param}", param, value)
         if variant == baseline:
             # Not an error: `dvc exp run -S train.lr=0.01` must work although lr_high is lr 0.01.
             # The variant then trains a copy of the baseline; the summary shows its change as "—".
-            print(f"warning: {vkey} sets {param} to the baseline's value {value!r}: "
+            changes = ", ".join(f"{k}={v!r}" for k, v in override.items())
+            print(f"warning: {vkey} sets {changes} to the baseline's values: "
                   "it repeats the baseline", file=sys.stderr)
-        if param == "epochs" and value == "auto" and baseline.epochs != "auto":
+        if override.get("epochs") == "auto" and baseline.epochs != "auto":
             raise ParamsError(f"{vkey}.epochs: auto needs train.epochs: auto too (the kfold stage selects "
                               f"epochs only then); give an integer or a multiple such as '2x'")
-        check_trainable(variant, key=f"{vkey}.{param}", train_images=train_images)
+        check_trainable(variant, key=vkey, train_images=train_images, changed=tuple(override))
         models[name] = variant
     return models
 
@@ -233,16 +244,19 @@ def check_feature_maps(cfg: TrainParams, key: str = "train") -> None:
 
 
 def check_trainable(cfg: TrainParams, key: str = "train", train_images: int | None = None,
-                    sizes_too: bool = True) -> None:
-    """Feature maps that fit, and a model and batch small enough to train (limits in sizes.py)."""
+                    sizes_too: bool = True, changed: tuple[str, ...] = ()) -> None:
+    """Feature maps that fit, and a model and batch small enough to train (limits in sizes.py).
+    `key`: "train" or a variant's key; `changed`: the keys the variant sets (one is blamed)."""
     try:
         sizes.check_feature_maps(cfg.filters, cfg.kernel_size)
         if sizes_too:
-            sizes.check_model_size(cfg.filters, cfg.kernel_size, cfg.dense_units, cfg.batch_size, cfg.batch_norm)
+            sizes.check_model_size(cfg.filters, cfg.kernel_size, cfg.dense, cfg.batch_size, cfg.batch_norm)
         if sizes_too and train_images is not None:
             sizes.check_batch(cfg.batch_size, train_images)
     except sizes.SizeError as exc:
-        raise ParamsError(f"{f'train.{exc.field}' if key == 'train' else key}: {exc}") from None
+        if key == "train" or not changed:
+            raise ParamsError(f"{f'train.{exc.field}' if key == 'train' else key}: {exc}") from None
+        raise ParamsError(f"{key}.{exc.field if exc.field in changed else changed[0]}: {exc}") from None
 
 
 def parse_params(raw: Any) -> Params:

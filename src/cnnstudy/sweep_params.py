@@ -26,7 +26,8 @@ SCHEDULERS = ("none", "asha")
 # decided by sweep.resources (train.device still says whether a trial may use a GPU).
 FIXED_KEYS = ("epochs", "device")
 # Keys with a numeric range: the type the sampled value takes.
-RANGE_TYPES = {"lr": float, "dropout": float, "kernel_size": int, "dense_units": int, "batch_size": int}
+RANGE_TYPES = {"lr": float, "momentum": float, "dropout": float, "kernel_size": int, "batch_size": int,
+               "early_stopping": int}
 CONFIG = ConfigDict(extra="forbid")
 
 

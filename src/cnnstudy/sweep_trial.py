@@ -58,19 +58,18 @@ def run_trial(config: dict, train: tuple, val: tuple, report: Report, use_gpu: b
     runtime.select_device(device)
     if threads:
         _limit_threads(threads)
-    from cnnstudy.train_cnn import new_cnn
-    from cnnstudy.training import fit
+    from cnnstudy.sizes import parameter_counts
+    from cnnstudy.train_cnn import train_cnn
 
     started = time.perf_counter()
     info = runtime.describe_device(device)
     precision = runtime.resolve_precision(cfg.precision, info["device"])
     runtime.set_precision(precision)
     runtime.clear_session()  # a reused worker starts each trial from a fresh Keras state
-    model = new_cnn(cfg, name="trial")  # the train stage's sequence: seed, build, compile
     fixed = {**where(), "device": info["device"], "backend": info["backend"], "precision": precision,
-             "parameters": int(model.count_params())}
-    result = fit(model, train, val, cfg.epochs, cfg.batch_size,
-                 callbacks=[_EpochReport(report, fixed, started)])
+             "parameters": sum(parameter_counts(cfg.filters, cfg.kernel_size, cfg.dense, cfg.batch_norm))}
+    # The train stage's sequence (seed, build, compile, schedule, early stopping, fit).
+    _, result = train_cnn(cfg, train, val, cfg.epochs, name="trial", callbacks=[_EpochReport(report, fixed, started)])
     return {**fixed, **_epoch_metrics(result.history, len(result.epoch_seconds)),
             "train_time_s": round(result.train_time_s, 3),
             "trial_time_s": round(time.perf_counter() - started, 3)}
