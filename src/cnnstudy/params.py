@@ -32,6 +32,7 @@ DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STANDARD_MODELS = ("lenet5", "resnet50", "densenet121", "vgg16", "alexnet", "mobilenetv2")
 BASELINE = "baseline"
+TUNED = "tuned"  # the sweep's best config refit (stage tuned): not a variant name
 INPUT_SIDE = sizes.INPUT_SIDE
 # A variant's `epochs` may be "2x": a multiple of the baseline's resolved epochs.
 EPOCH_MULTIPLIER = re.compile(r"^(\d+(?:\.\d+)?)x$")
@@ -159,6 +160,14 @@ class CompareParams:
 
 
 @dataclass(frozen=True, config=CONFIG)
+class TunedParams:
+    """The tuned final model (stage tuned): the sweep's best config, refit on train + validation."""
+
+    select: Literal["validation", "fixed"]  # validation: epochs of lowest val loss in a fit of `epochs`
+    epochs: Positive
+
+
+@dataclass(frozen=True, config=CONFIG)
 class _File:
     """params.yaml's shape; `variants` is checked against `train` afterwards (parse_variants)."""
 
@@ -169,6 +178,7 @@ class _File:
     variants: dict
     outliers: OutliersParams
     compare: CompareParams
+    tuned: TunedParams
     sweep: sweep_params.SweepParams  # its space is checked against train afterwards (sweep_params.resolve)
 
 
@@ -185,6 +195,7 @@ class Params:
     outliers: OutliersParams | None = None
     compare: CompareParams | None = None
     sweep: sweep_params.SweepParams | None = None
+    tuned: TunedParams | None = None
     raw: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def model(self, name: str) -> TrainParams:
@@ -211,6 +222,8 @@ def parse_variants(key: str, raw: Any, baseline: TrainParams, train_images: int 
         override = {} if override is None else override
         if not isinstance(override, dict):
             raise ParamsError(f"{vkey}: expected a mapping, got {override!r} ({type(override).__name__})")
+        if name == TUNED:
+            raise ParamsError(f"{vkey}: the name {TUNED!r} is the tuned model's (stage tuned); choose another")
         if name == BASELINE:
             if override:
                 raise ParamsError(f"{vkey}: the baseline is `train` itself and must be empty ({{}}), "
@@ -271,7 +284,8 @@ def parse_params(raw: Any) -> Params:
     check_trainable(file.train, train_images=images)
     return Params(fetch=file.fetch, prepare=file.prepare, kfold=file.kfold, train=file.train,
                   models=parse_variants("variants", file.variants, file.train, images),
-                  outliers=file.outliers, compare=file.compare, sweep=parse_sweep(file.sweep, file.train), raw=raw)
+                  outliers=file.outliers, compare=file.compare, sweep=parse_sweep(file.sweep, file.train), tuned=file.tuned,
+                  raw=raw)
 
 
 def parse_sweep(sweep: Any, train: TrainParams) -> sweep_params.SweepParams:
