@@ -22,13 +22,16 @@ def main() -> None:
     from cnnstudy.figures.results import bar_figure, curves_figure
     from cnnstudy.tables import markdown_table
 
+    from cnnstudy.tuned import study_models
+
     params = load_params()
-    rows = summary.load_rows(params.models)
+    models = study_models(params.models, params.train)  # + the tuned model once its stage has run
+    rows = summary.load_rows(models)
     write_json("metrics/summary.json", {row["model"]: {k: v for k, v in row.items() if k != "model"} for row in rows})
     write_json("metrics/models.json", {row["model"]: summary.headline(row) for row in rows})
     table = markdown_table(rows, summary.COLUMNS)
     text = ["# Model comparison (test split)", "", table, "",
-            "## Configurations (changed value in bold)", "", summary.config_table(params.models), "",
+            "## Configurations (changed value in bold)", "", summary.config_table(models), "",
             "## Observations", "", *[f"- {line}" for line in summary.observations(rows)], ""]
     write_text("metrics/summary.md", "\n".join(text))
 

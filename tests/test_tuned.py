@@ -12,7 +12,7 @@ import yaml
 
 from cnnstudy.errors import DataError
 from cnnstudy.params import PARAMS_FILE, REPO_ROOT, ParamsError, load_params, parse_params
-from cnnstudy.tuned import best_config, best_epoch, config_changes, train_plus_val
+from cnnstudy.tuned import best_config, best_epoch, config_changes, study_models, train_plus_val
 from sweep_helpers import write_prepared
 
 
@@ -92,3 +92,15 @@ def test_the_stage_refits_on_train_and_val_with_epochs_from_validation(tmp_path,
     assert trained["config"] == {"lr": 0.01, "lr_schedule": "cosine", "batch_norm": True, "epochs": chosen}
     assert trained["val_accuracy"] is None  # the refit has no validation split left: it trained on it
     assert not (tmp_path / "data" / "prepared" / "test.npz").exists()
+
+
+def test_study_models_add_the_tuned_model_once_it_has_run(tmp_path):
+    params = load_params()
+    assert list(study_models(params.models, params.train, tmp_path)) == list(params.models)
+    (tmp_path / "tuned.json").write_text(json.dumps({"config": {"batch_norm": True, "epochs": 17}}))
+    models = study_models(params.models, params.train, tmp_path)
+    assert list(models) == [*params.models, "tuned"]
+    assert models["tuned"].batch_norm and models["tuned"].epochs == 17 and models["tuned"].lr == params.train.lr
+    (tmp_path / "tuned.json").write_text(json.dumps({"model": "tuned"}))
+    with pytest.raises(DataError, match=r"tuned\.json: has no 'config' mapping"):
+        study_models(params.models, params.train, tmp_path)

@@ -9,11 +9,13 @@ params (tuned.select). The evaluate stage then looks at test once, like for ever
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cnnstudy.errors import DataError
+from cnnstudy.files import read_stage_json
 from cnnstudy.params import TUNED, ParamsError, TrainParams
 
 NAME = TUNED
@@ -52,3 +54,18 @@ def config_changes(cfg: TrainParams, baseline: TrainParams) -> dict:
     """The keys where the tuned configuration differs from train, as plain JSON values."""
     tuned, base = dataclasses.asdict(cfg), dataclasses.asdict(baseline)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in tuned.items() if v != base[k]}
+
+
+def study_models(models: dict[str, TrainParams], train: TrainParams,
+                 trained_dir: Path = Path("metrics/train")) -> dict[str, TrainParams]:
+    """`models` (baseline + variants) and, once the tuned stage has run, the tuned model with its
+    configuration (train plus the changes metrics/train/tuned.json records): the tables, McNemar
+    against the baseline and the outlier study then cover it like any variant."""
+    path = Path(trained_dir) / f"{NAME}.json"
+    if not path.is_file():
+        return dict(models)
+    changes = read_stage_json(path, "run `dvc repro tuned`")
+    changes = changes.get("config") if isinstance(changes, dict) else None
+    if not isinstance(changes, dict):
+        raise DataError(f"{path}: has no 'config' mapping; run `dvc repro --force tuned`")
+    return {**models, NAME: best_config({"best": {"config": changes}}, train, str(path))}
