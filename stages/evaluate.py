@@ -9,7 +9,7 @@ from pathlib import Path
 from cnnstudy import runtime
 from cnnstudy.errors import DataError, StudyError
 from cnnstudy.files import read_stage_json, write_csv, write_json
-from cnnstudy.params import load_params
+from cnnstudy.params import TUNED, load_params
 from cnnstudy.stage import run
 
 
@@ -18,7 +18,8 @@ def main() -> None:
         raise StudyError("usage: python stages/evaluate.py <model name from params.yaml variants>")
     name = sys.argv[1]
     params = load_params()
-    cfg = params.model(name)
+    # the tuned model's seed and device are train's (the sweep varies neither)
+    cfg = params.train if name == TUNED else params.model(name)
     runtime.select_device(cfg.device)
     from cnnstudy import figures
     from cnnstudy.data import load_prepared

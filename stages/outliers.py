@@ -24,7 +24,10 @@ def main() -> None:
 
     images, skipped = load_folder(params.outliers.dir)
     seeds = other_seeds(params.outliers.seeds, cfg.seed)
-    model_files = {**{name: Path("models") / f"{name}.keras" for name in params.models},
+    from cnnstudy.tuned import study_models
+
+    models = study_models(params.models, cfg)  # + the tuned model once its stage has run
+    model_files = {**{name: Path("models") / f"{name}.keras" for name in models},
                    **{name: RETRAINED_DIR / f"{name}.keras" for name in seeds}}
     missing = [name for name, path in model_files.items() if not path.exists()]
     if missing:
@@ -56,7 +59,7 @@ def main() -> None:
     t0 = time.perf_counter()
     queries = {}
     for name, path in model_files.items():
-        model = load_model(path, fix="run `dvc repro --force " + (f"train@{name}`" if name in params.models else "retrain`"), compile=False)
+        model = load_model(path, fix="run `dvc repro --force " + (f"train@{name}`" if name in params.models else "tuned`" if name in models else "retrain`"), compile=False)
         queries[name] = query_model(model, name, pixels, test_images, opts.repeats, seed=cfg.seed,
                                     test_labels=test_labels)
         q = queries[name]
@@ -65,7 +68,7 @@ def main() -> None:
     timings["queries"] = time.perf_counter() - t0
 
     study = Study(images=images, skipped=skipped, class_names=data.class_names, queries=queries,
-                  variants=list(params.models), seed_models=seeds, repeats=opts.repeats, mc_seed=cfg.seed,
+                  variants=list(models), seed_models=seeds, repeats=opts.repeats, mc_seed=cfg.seed,
                   reference=BASELINE, timings=timings)
     t0 = time.perf_counter()
     metrics = write_outputs(study)

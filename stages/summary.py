@@ -26,9 +26,11 @@ def main() -> None:
     from cnnstudy.conclusions import headline, observations, seed_spread
     from cnnstudy.figures.results import accuracy_figure, bar_figure, curves_figure
     from cnnstudy.tables import markdown_table
+    from cnnstudy.tuned import study_models
 
     params = load_params()
-    rows = summary.load_rows(params.models)
+    models = study_models(params.models, params.train)  # + the tuned model once its stage has run
+    rows = summary.load_rows(models)
     write_json("metrics/summary.json", {row["model"]: {k: v for k, v in row.items() if k != "model"} for row in rows})
     write_json("metrics/models.json", {row["model"]: summary.headline(row) for row in rows})
     write_json(ENVIRONMENT_JSON, environment.describe([r["device"] for r in rows], [r["precision"] for r in rows],
@@ -36,7 +38,7 @@ def main() -> None:
     table = markdown_table(rows, summary.COLUMNS)
     spread = seed_spread(rows[0], summary.read_retrained())
     text = ["# Model comparison (test split)", "", headline(rows, spread), "", table, "",
-            "## Configurations (changed value in bold)", "", summary.config_table(params.models), "",
+            "## Configurations (changed value in bold)", "", summary.config_table(models), "",
             "## Observations", "", *[f"- {line}" for line in observations(rows, spread)], ""]
     write_text("metrics/summary.md", "\n".join(text))
 

@@ -20,4 +20,4 @@ def digits():
 @pytest.fixture(scope="module")
 def tiny():
     """The baseline shrunk to train in about a second."""
-    return dataclasses.replace(load_params().train, filters=(4, 8), dense_units=16, batch_size=32, epochs=2)
+    return dataclasses.replace(load_params().train, filters=(4, 8), dense=(16,), batch_size=32, epochs=2)

@@ -43,5 +43,5 @@ def test_params_write_makes_one_file_per_section_and_model(tmp_path):
     shutil.copy(PARAMS_FILE, tmp_path / "params.yaml")
     assert main(["params", "--file", str(tmp_path / "params.yaml"), "--write", str(tmp_path / "out")]) == 0
     written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.json"))
-    assert "fetch.json" in written and "models/baseline.json" in written and len(written) == 6 + 10
+    assert "fetch.json" in written and "models/baseline.json" in written and len(written) == 7 + 10  # 7 sections (tuned too), 10 models
     assert json.loads((tmp_path / "out/models/kernel_5.json").read_text())["kernel_size"] == 5

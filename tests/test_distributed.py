@@ -42,7 +42,7 @@ from cnnstudy.params import KFoldParams, REPO_ROOT, load_params
 from cnnstudy.train_cnn import train_cnn
 B = REPO_ROOT / "data" / "bundled" / "mnist-sample"
 x, y = read_pair(B / "train-images-idx3-ubyte.gz", B / "train-labels-idx1-ubyte.gz")
-cfg = dataclasses.replace(load_params().train, filters=(4, 8), dense_units=16, batch_size=32, dropout=0.0)
+cfg = dataclasses.replace(load_params().train, filters=(4, 8), dense=(16,), batch_size=32, dropout=0.0)
 device = runtime.describe_device("cpu")
 runtime.set_precision("float32")
 with runtime.distribution_scope(device) as parallel:
@@ -70,7 +70,7 @@ def child(replicas: int, extra_env: dict | None = None) -> dict:
 def single():
     """The same training in this process: one CPU device, the default strategy."""
     images, labels = read_pair(BUNDLED / "train-images-idx3-ubyte.gz", BUNDLED / "train-labels-idx1-ubyte.gz")
-    cfg = dataclasses.replace(load_params().train, filters=(4, 8), dense_units=16, batch_size=32, dropout=0.0)
+    cfg = dataclasses.replace(load_params().train, filters=(4, 8), dense=(16,), batch_size=32, dropout=0.0)
     with runtime.distribution_scope(runtime.describe_device("cpu")) as parallel:
         model, result = train_cnn(cfg, (images[:320], labels[:320]), (images[320:400], labels[320:400]), EPOCHS)
     return {"parallel": parallel, "history": result.history,

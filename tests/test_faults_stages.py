@@ -31,7 +31,7 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "DVC_NO_ANALYTICS": "1", "PYTH
 def tiny_params(epochs: int = 1) -> dict:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["prepare"]["per_class"] = 20
-    params["train"].update(filters=[4, 8], dense_units=16, batch_size=32, epochs=epochs)
+    params["train"].update(filters=[4, 8], dense=[16], batch_size=32, epochs=epochs)
     params["variants"] = {"baseline": {}}
     return params
 

@@ -28,7 +28,7 @@ def tiny_repo(root: Path) -> Path:
     shutil.copytree(REPO_ROOT / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     raw = yaml.safe_load(PARAMS_FILE.read_text())
     raw["prepare"]["per_class"] = 40
-    raw["train"].update(filters=[8, 16], dense_units=32, batch_size=32, epochs=3, lr=0.005, device="cpu", precision="float32")
+    raw["train"].update(filters=[8, 16], dense=[32], batch_size=32, epochs=3, lr=0.005, device="cpu", precision="float32")
     raw["variants"] = {"baseline": {}}
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     (root / "data" / "raw").mkdir(parents=True)
@@ -88,18 +88,18 @@ import numpy as np
 from cnnstudy import runtime
 runtime.select_device("auto")
 import keras
-from cnnstudy.models import build_cnn, compile_model
+from cnnstudy.train_cnn import new_cnn
 from cnnstudy.params import load_params
 from cnnstudy.training import fit
-cfg = dataclasses.replace(load_params(sys.argv[1]).train, filters=(4, 8), dense_units=16, batch_size=32, epochs=1)
+cfg = dataclasses.replace(load_params(sys.argv[1]).train, filters=(4, 8), dense=(16,), batch_size=32, epochs=1)
 device = runtime.describe_device("auto")
 runtime.set_precision("mixed_bfloat16")
 runtime.seed_everything(1)
 rng = np.random.default_rng(0)
 x, y = rng.integers(0, 255, (128, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 128)
 with runtime.distribution_scope(device) as parallel:
-    model = compile_model(build_cnn(cfg), cfg)
-    fit(model, cfg, (x, y), (x[:32], y[:32]), 1)
+    model = new_cnn(cfg)
+    fit(model, (x, y), (x[:32], y[:32]), 1, cfg.batch_size)
     runtime.clear_session()  # must keep the precision and the distribution
     print(device["backend"], parallel["strategy"], parallel["replicas"], model.get_layer("conv1").compute_dtype,
           keras.config.dtype_policy().name, type(keras.distribution.distribution()).__name__)

@@ -230,9 +230,10 @@ def test_the_repository_outliers_all_load():
 
 # ------------------------------------------------------------------ repeated queries
 def tiny_params(**changes) -> TrainParams:
-    cfg = TrainParams(optimizer="adam", lr=0.001, filters=(4,), kernel_size=3, dense_units=8, dropout=0.5,
-                      batch_size=16, epochs=1, batch_norm=False, augment=False, seed=3, device="cpu",
-                      precision="float32")
+    cfg = TrainParams(optimizer="adam", lr=0.001, momentum=0.0, nesterov=False, loss="crossentropy", filters=(4,),
+                      kernel_size=3, activation="relu", dense=(8,), dropout=0.5, batch_size=16, epochs=1,
+                      lr_schedule="constant", early_stopping=None, batch_norm=False, augment=False, seed=3,
+                      device="cpu", precision="float32")
     return dataclasses.replace(cfg, **changes)
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from cnnstudy.params import PARAMS_FILE, REPO_ROOT, load_params
 
-OVERRIDES = [["train.lr=0.01"], ["variants.lr_high.lr=0.02"], ["+variants.wide.dense_units=256"],
+OVERRIDES = [["train.lr=0.01"], ["variants.lr_high.lr=0.02"], ["+variants.wide.dense=[256]"],
              ["train.filters=[8,16]"], ["compare.keep_models=[lenet5]"], ["compare.max_train_images=100"],
              ["outliers.seeds=[]"], ["compare.models=[lenet5]"], ["train.lr=0.002"], ["compare.keep_models=[]"],
              ["compare.max_train_images=null"], ["fetch.mirrors=[/tmp/x]"], ["prepare.split.train=0.5",
@@ -55,7 +55,7 @@ def test_repeated_set_param_keeps_the_file_valid(tmp_path, monkeypatch):
         load_yaml(str(path))
         load_params(path)
     params = load_params(path)
-    assert params.train.lr == 0.002 and params.train.filters == (8, 16) and params.models["wide"].dense_units == 256
+    assert params.train.lr == 0.002 and params.train.filters == (8, 16) and params.models["wide"].dense == (256,)
     assert params.compare.max_train_images is None and params.prepare.split.val == 0.3
     assert comments(path.read_text()) == comments(PARAMS_FILE.read_text())
 

@@ -29,12 +29,16 @@ def tiny_params() -> dict:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["prepare"]["per_class"] = 30
     params["kfold"].update(folds=2, max_epochs=2, patience=1)
-    params["train"].update(filters=[4, 8], dense_units=16, batch_size=32)
+    params["train"].update(filters=[4, 8], dense=[16], batch_size=32)
     params["variants"] = {"baseline": {}, "lr_high": {"lr": 0.01}, "dropout_high": {"dropout": 0.4}}
     if "outliers" in params:
         params["outliers"].update(repeats=2, seeds=[])
     if "compare" in params:
         params["compare"].update(models=["lenet5"], epochs=1, max_train_images=100)
+    if "sweep" in params:
+        params["sweep"].update(space={"optimizer": ["adam"], "lr": [0.001, 0.01]}, search="grid", epochs=1)
+    if "tuned" in params:
+        params["tuned"].update(select="validation", epochs=2)
     return params
 
 
@@ -195,7 +199,7 @@ def test_plots_show_writes_html(repo):
 def test_queued_experiment_adding_a_variant(repo):
     """`dvc exp run --queue` runs in a temp copy holding only what git tracks; the variant
     added from the command line gets its own train/evaluate stages and joins every table."""
-    dvc("exp", "run", "--queue", "-S", "+variants.dense_wide.dense_units=32", "-n", "queued-variant", cwd=repo)
+    dvc("exp", "run", "--queue", "-S", "+variants.dense_wide.dense=[32]", "-n", "queued-variant", cwd=repo)
     dvc("queue", "start", "-j", "1", cwd=repo)
     deadline = time.time() + 600
     while time.time() < deadline:

@@ -87,6 +87,15 @@ def _check_pair(path: Path, images: np.ndarray, labels: np.ndarray, num_classes:
         raise DataError(f"{path}: label {labels.max()} is not a class (0..{num_classes - 1}); {FIX}")
 
 
+def load_splits(directory: str | Path, names: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, Pair]]:
+    """Only the named splits (and the class names): the sweep reads train and val, never test."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{directory}: prepared data not found; {FIX}")
+    class_names = tuple(_read_info(directory)["class_names"])
+    return class_names, {name: _load_split(directory / f"{name}.npz", len(class_names)) for name in names}
+
+
 def load_prepared(directory: str | Path = PREPARED_DIR) -> Prepared:
     """Load and check the three splits the prepare stage wrote to `directory`."""
     directory = Path(directory)

@@ -28,7 +28,8 @@ BN_MOMENTUM = 0.9
 
 
 def build_cnn(cfg: TrainParams, name: str = "cnn") -> keras.Model:
-    """Conv2D(+BN)+ReLU+MaxPool per entry of cfg.filters, then Dense, Dropout, softmax."""
+    """Conv2D(+BN)+activation+MaxPool per entry of cfg.filters, then Dense+Dropout per entry of
+    cfg.dense, then softmax. The baseline's layers (and so its weights) are those of one dense layer."""
     check_feature_maps(cfg)
     inputs = keras.Input(INPUT_SHAPE, name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
@@ -42,11 +43,13 @@ def build_cnn(cfg: TrainParams, name: str = "cnn") -> keras.Model:
         x = layers.Conv2D(filters, cfg.kernel_size, padding="same", name=f"conv{i}")(x)
         if cfg.batch_norm:
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
-        x = layers.Activation("relu", name=f"relu{i}")(x)
+        x = layers.Activation(cfg.activation, name=f"{cfg.activation}{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(cfg.dense_units, activation="relu", name="dense")(x)
-    x = layers.Dropout(cfg.dropout, seed=cfg.seed + 2, name="dropout")(x)
+    for i, units in enumerate(cfg.dense):
+        suffix = "" if i == 0 else str(i + 1)  # the first keeps the names outliers' MC dropout looks for
+        x = layers.Dense(units, activation=cfg.activation, name=f"dense{suffix}")(x)
+        x = layers.Dropout(cfg.dropout, seed=cfg.seed + 2 + i, name=f"dropout{suffix}")(x)
     # float32 output keeps softmax and the loss stable under mixed precision.
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)

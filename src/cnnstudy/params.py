@@ -13,22 +13,26 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
-from cnnstudy import sizes
+from cnnstudy import sizes, sweep_params
 from cnnstudy.errors import StudyError
-from cnnstudy.validation import named_keys
+from cnnstudy.validation import Bool, Float, Int, NoneIsEmpty, Positive, Seed, Text, named_keys
 from cnnstudy.yaml12 import read_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PARAMS_FILE = REPO_ROOT / "params.yaml"
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamax", "adagrad", "adadelta", "nadam")
+LOSSES = ("crossentropy", "mse", "mae")  # on the softmax outputs; accuracy is always reported
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
+LR_SCHEDULES = ("constant", "plateau", "cosine")
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STANDARD_MODELS = ("lenet5", "resnet50", "densenet121", "vgg16", "alexnet", "mobilenetv2")
 BASELINE = "baseline"
+TUNED = "tuned"  # the sweep's best config refit (stage tuned): not a variant name
 INPUT_SIDE = sizes.INPUT_SIDE
 # A variant's `epochs` may be "2x": a multiple of the baseline's resolved epochs.
 EPOCH_MULTIPLIER = re.compile(r"^(\d+(?:\.\d+)?)x$")
@@ -37,18 +41,6 @@ VARIANT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 class ParamsError(StudyError, ValueError):
     """params.yaml is not what the pipeline expects; the message names the key."""
-
-
-# Strict scalars: bool is no integer (`epochs: true` is a typo, not 1) and "1" is no number.
-# Lists stay lax so that a YAML list fills a tuple field.
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict()]  # an integer is accepted (lr: 1), a bool is not
-Bool = Annotated[bool, Strict()]
-Text = Annotated[str, Strict(), Field(min_length=1)]
-Positive = Annotated[Int, Field(ge=1)]
-Seed = Annotated[Int, Field(ge=0)]
-# `mirrors: null` and `keep_models: null` read as empty lists.
-NoneIsEmpty = BeforeValidator(lambda value: () if value is None else value)
 
 
 def _epochs(value: Any) -> int | str:
@@ -112,16 +104,22 @@ class KFoldParams:
 
 @dataclass(frozen=True, config=CONFIG)
 class TrainParams:
-    """The baseline model's configuration; a variant is this with one key changed."""
+    """The baseline model's configuration; a variant is this with some keys changed."""
 
     optimizer: Literal[OPTIMIZERS]
     lr: Annotated[Float, Field(gt=0.0, le=10.0)]
+    momentum: Annotated[Float, Field(ge=0.0, lt=1.0)]  # sgd and rmsprop; the others have none
+    nesterov: Bool                                     # sgd only
+    loss: Literal[LOSSES]
     filters: Annotated[tuple[Positive, ...], Field(min_length=1)]
     kernel_size: Positive
-    dense_units: Positive
+    activation: Literal[ACTIVATIONS]                   # conv blocks and dense layers
+    dense: Annotated[tuple[Positive, ...], Field(min_length=1)]  # widths of the dense layers, in order
     dropout: Annotated[Float, Field(ge=0.0, lt=1.0)]
     batch_size: Positive
     epochs: Annotated[Union[int, str], BeforeValidator(_epochs)]  # int, "auto" or, in a variant, "<k>x"
+    lr_schedule: Literal[LR_SCHEDULES]
+    early_stopping: Union[Positive, None]              # patience in epochs on validation loss; None: off
     batch_norm: Bool
     augment: Bool
     seed: Seed
@@ -162,6 +160,14 @@ class CompareParams:
 
 
 @dataclass(frozen=True, config=CONFIG)
+class TunedParams:
+    """The tuned final model (stage tuned): the sweep's best config, refit on train + validation."""
+
+    select: Literal["validation", "fixed"]  # validation: epochs of lowest val loss in a fit of `epochs`
+    epochs: Positive
+
+
+@dataclass(frozen=True, config=CONFIG)
 class _File:
     """params.yaml's shape; `variants` is checked against `train` afterwards (parse_variants)."""
 
@@ -172,6 +178,8 @@ class _File:
     variants: dict
     outliers: OutliersParams
     compare: CompareParams
+    tuned: TunedParams
+    sweep: sweep_params.SweepParams  # its space is checked against train afterwards (sweep_params.resolve)
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(_File))
@@ -186,6 +194,8 @@ class Params:
     models: dict[str, TrainParams] = dataclasses.field(default_factory=dict)  # baseline + variants, file order
     outliers: OutliersParams | None = None
     compare: CompareParams | None = None
+    sweep: sweep_params.SweepParams | None = None
+    tuned: TunedParams | None = None
     raw: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def model(self, name: str) -> TrainParams:
@@ -196,7 +206,8 @@ class Params:
 
 # ---------------------------------------------------------------- the study's own rules
 def parse_variants(key: str, raw: Any, baseline: TrainParams, train_images: int | None = None) -> dict[str, TrainParams]:
-    """`variants` maps a name to exactly one overridden key of `train`.
+    """`variants` maps a name to the keys of `train` it changes (one idea: an optimizer with its
+    own learning rate and momentum is one).
 
     The entry `baseline: {}` is required and must stay empty: it is how the
     train stage's `foreach` reaches the baseline alongside the variants.
@@ -211,28 +222,31 @@ def parse_variants(key: str, raw: Any, baseline: TrainParams, train_images: int 
         override = {} if override is None else override
         if not isinstance(override, dict):
             raise ParamsError(f"{vkey}: expected a mapping, got {override!r} ({type(override).__name__})")
+        if name == TUNED:
+            raise ParamsError(f"{vkey}: the name {TUNED!r} is the tuned model's (stage tuned); choose another")
         if name == BASELINE:
             if override:
                 raise ParamsError(f"{vkey}: the baseline is `train` itself and must be empty ({{}}), "
                                   f"got {override!r}; change `train` instead")
             models[name] = baseline
             continue
-        if len(override) != 1:
-            raise ParamsError(f"{vkey}: a variant changes exactly one key of train, "
-                              f"got {len(override)} ({', '.join(map(str, override)) or 'none'})")
-        (param, value), = override.items()
-        if param not in (f.name for f in dataclasses.fields(TrainParams)):
-            raise ParamsError(f"unknown key {vkey}.{param}: a variant overrides one key of train")
-        variant = baseline.with_override(f"{vkey}.{param}", param, value)
+        if not override:
+            raise ParamsError(f"{vkey}: a variant changes at least one key of train, got none")
+        variant = baseline
+        for param, value in override.items():
+            if param not in (f.name for f in dataclasses.fields(TrainParams)):
+                raise ParamsError(f"unknown key {vkey}.{param}: a variant overrides keys of train")
+            variant = variant.with_override(f"{vkey}.{param}", param, value)
         if variant == baseline:
             # Not an error: `dvc exp run -S train.lr=0.01` must work although lr_high is lr 0.01.
             # The variant then trains a copy of the baseline; the summary shows its change as "—".
-            print(f"warning: {vkey} sets {param} to the baseline's value {value!r}: "
+            changes = ", ".join(f"{k}={v!r}" for k, v in override.items())
+            print(f"warning: {vkey} sets {changes} to the baseline's values: "
                   "it repeats the baseline", file=sys.stderr)
-        if param == "epochs" and value == "auto" and baseline.epochs != "auto":
+        if override.get("epochs") == "auto" and baseline.epochs != "auto":
             raise ParamsError(f"{vkey}.epochs: auto needs train.epochs: auto too (the kfold stage selects "
                               f"epochs only then); give an integer or a multiple such as '2x'")
-        check_trainable(variant, key=f"{vkey}.{param}", train_images=train_images)
+        check_trainable(variant, key=vkey, train_images=train_images, changed=tuple(override))
         models[name] = variant
     return models
 
@@ -243,16 +257,19 @@ def check_feature_maps(cfg: TrainParams, key: str = "train") -> None:
 
 
 def check_trainable(cfg: TrainParams, key: str = "train", train_images: int | None = None,
-                    sizes_too: bool = True) -> None:
-    """Feature maps that fit, and a model and batch small enough to train (limits in sizes.py)."""
+                    sizes_too: bool = True, changed: tuple[str, ...] = ()) -> None:
+    """Feature maps that fit, and a model and batch small enough to train (limits in sizes.py).
+    `key`: "train" or a variant's key; `changed`: the keys the variant sets (one is blamed)."""
     try:
         sizes.check_feature_maps(cfg.filters, cfg.kernel_size)
         if sizes_too:
-            sizes.check_model_size(cfg.filters, cfg.kernel_size, cfg.dense_units, cfg.batch_size, cfg.batch_norm)
+            sizes.check_model_size(cfg.filters, cfg.kernel_size, cfg.dense, cfg.batch_size, cfg.batch_norm)
         if sizes_too and train_images is not None:
             sizes.check_batch(cfg.batch_size, train_images)
     except sizes.SizeError as exc:
-        raise ParamsError(f"{f'train.{exc.field}' if key == 'train' else key}: {exc}") from None
+        if key == "train" or not changed:
+            raise ParamsError(f"{f'train.{exc.field}' if key == 'train' else key}: {exc}") from None
+        raise ParamsError(f"{key}.{exc.field if exc.field in changed else changed[0]}: {exc}") from None
 
 
 def parse_params(raw: Any) -> Params:
@@ -267,7 +284,16 @@ def parse_params(raw: Any) -> Params:
     check_trainable(file.train, train_images=images)
     return Params(fetch=file.fetch, prepare=file.prepare, kfold=file.kfold, train=file.train,
                   models=parse_variants("variants", file.variants, file.train, images),
-                  outliers=file.outliers, compare=file.compare, raw=raw)
+                  outliers=file.outliers, compare=file.compare, sweep=parse_sweep(file.sweep, file.train), tuned=file.tuned,
+                  raw=raw)
+
+
+def parse_sweep(sweep: Any, train: TrainParams) -> sweep_params.SweepParams:
+    """The sweep section (a mapping or a validated SweepParams) with its space checked against `train`."""
+    if not isinstance(sweep, sweep_params.SweepParams):
+        with named_keys(ParamsError, "sweep"):
+            sweep = TypeAdapter(sweep_params.SweepParams).validate_python(sweep)
+    return sweep_params.resolve(sweep, train, ParamsError)
 
 
 def load_params(path: str | Path | None = None) -> Params:

@@ -17,7 +17,7 @@ from cnnstudy.params import Params
 def as_data(params: Params) -> dict:
     """Every section with defaults filled in (per_class 'all' is null) and each model resolved."""
     sections = {name: dataclasses.asdict(getattr(params, name))
-                for name in ("fetch", "prepare", "kfold", "train", "outliers", "compare")}
+                for name in ("fetch", "prepare", "kfold", "train", "outliers", "compare", "tuned")}
     sections["models"] = {name: dataclasses.asdict(cfg) for name, cfg in params.models.items()}
     return sections
 

@@ -50,7 +50,7 @@ def check_feature_maps(filters: tuple[int, ...], kernel_size: int) -> None:
                                    f"{INPUT_SIDE}-pixel image; use fewer entries")
 
 
-def parameter_counts(filters: tuple[int, ...], kernel_size: int, dense_units: int,
+def parameter_counts(filters: tuple[int, ...], kernel_size: int, dense: tuple[int, ...],
                      batch_norm: bool) -> tuple[int, int]:
     """(convolutional part, dense part) parameter counts, as Keras' count_params() reports them."""
     conv, channels = 0, 1
@@ -58,33 +58,36 @@ def parameter_counts(filters: tuple[int, ...], kernel_size: int, dense_units: in
         conv += kernel_size * kernel_size * channels * f + f + (4 * f if batch_norm else 0)
         channels = f
     flat = feature_map_sides(len(filters))[-1] ** 2 * channels
-    dense = flat * dense_units + dense_units + dense_units * NUM_CLASSES + NUM_CLASSES
-    return conv, dense
+    dense_part, width = 0, flat
+    for units in (*dense, NUM_CLASSES):
+        dense_part += width * units + units
+        width = units
+    return conv, dense_part
 
 
-def training_bytes(filters: tuple[int, ...], kernel_size: int, dense_units: int, batch_size: int,
+def training_bytes(filters: tuple[int, ...], kernel_size: int, dense: tuple[int, ...], batch_size: int,
                    batch_norm: bool) -> int:
     """A lower estimate of one training step's memory: weights with gradients and two optimizer
     slots (4 copies), and each image's activations kept for the backward pass (conv, BN, ReLU
     outputs and the pooled map per block; the dense layers), twice for their gradients."""
-    weights = sum(parameter_counts(filters, kernel_size, dense_units, batch_norm))
+    weights = sum(parameter_counts(filters, kernel_size, dense, batch_norm))
     sides = feature_map_sides(len(filters))
     per_image = INPUT_SIDE ** 2
     for f, side, pooled in zip(filters, sides, sides[1:]):
         per_image += side * side * f * (3 if batch_norm else 2) + pooled * pooled * f
-    per_image += 2 * dense_units + NUM_CLASSES
+    per_image += 2 * sum(dense) + NUM_CLASSES
     return FLOAT_BYTES * (4 * weights + 2 * batch_size * per_image)
 
 
-def check_model_size(filters: tuple[int, ...], kernel_size: int, dense_units: int, batch_size: int,
+def check_model_size(filters: tuple[int, ...], kernel_size: int, dense: tuple[int, ...], batch_size: int,
                      batch_norm: bool) -> None:
-    conv, dense = parameter_counts(filters, kernel_size, dense_units, batch_norm)
-    if conv + dense > MAX_PARAMETERS:
-        # The dense layer's weights grow with both its width and the last block's filters.
-        field = "dense_units" if dense > conv and dense_units >= filters[-1] else "filters"
-        raise SizeError(field, f"the model would have {conv + dense:,} parameters; the limit is "
+    conv, dense_part = parameter_counts(filters, kernel_size, dense, batch_norm)
+    if conv + dense_part > MAX_PARAMETERS:
+        # The first dense layer's weights grow with both its width and the last block's filters.
+        field = "dense" if dense_part > conv and max(dense) >= filters[-1] else "filters"
+        raise SizeError(field, f"the model would have {conv + dense_part:,} parameters; the limit is "
                                f"{MAX_PARAMETERS:,} (sizes.MAX_PARAMETERS)")
-    need = training_bytes(filters, kernel_size, dense_units, batch_size, batch_norm)
+    need = training_bytes(filters, kernel_size, dense, batch_size, batch_norm)
     if need > MAX_TRAINING_BYTES:
         raise SizeError("batch_size", f"training batches of {batch_size:,} images would need about "
                                       f"{need / 2**30:,.1f} GiB; the limit is {MAX_TRAINING_BYTES / 2**30:g} GiB "

@@ -57,7 +57,7 @@ def run(main: Callable[[], None]) -> None:
         _fail(f"{_stage_name()} interrupted; nothing was written at the final paths (each output is the "
               f"previous result, or absent); run the stage again", EXIT_INTERRUPTED)
     except MemoryError:
-        _fail(f"{_stage_name()} ran out of memory; use smaller sizes in params.yaml (batch_size, dense_units, "
+        _fail(f"{_stage_name()} ran out of memory; use smaller sizes in params.yaml (batch_size, dense, "
               f"per_class) or a machine with more memory")
     except OSError as exc:
         if exc.filename is not None:  # name the output, not its temp file

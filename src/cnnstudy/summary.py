@@ -132,9 +132,11 @@ def _row(name: str, cfg: TrainParams, baseline: TrainParams, trained: dict, eval
 
 def config_table(models: dict[str, TrainParams]) -> str:
     """Every model's hyperparameters (the report's "Table 2"); the changed cell in bold."""
-    keys = ["optimizer", "lr", "filters", "kernel_size", "dense_units", "dropout", "batch_size", "epochs",
+    keys = ["optimizer", "lr", "filters", "kernel_size", "dense", "dropout", "batch_size", "epochs",
             "batch_norm", "augment"]
     baseline = asdict(models[BASELINE])
+    # and any other key some model changes (momentum, loss, activation, ...)
+    keys += [k for k in baseline if k not in keys and any(asdict(cfg)[k] != baseline[k] for cfg in models.values())]
     rows = []
     for name, cfg in models.items():
         values = asdict(cfg)

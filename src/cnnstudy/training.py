@@ -36,17 +36,40 @@ STEPS_PER_EXECUTION = 8
 VALIDATION_BATCH: int | None = None
 
 
-# train.optimizer -> Keras optimizer class: the one table (the study's CNN and compare use it).
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
+# train.optimizer -> Keras optimizer class: the one table (the study's CNN, the sweep and compare use it).
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop,
+              "adamax": keras.optimizers.Adamax, "adagrad": keras.optimizers.Adagrad,
+              "adadelta": keras.optimizers.Adadelta, "nadam": keras.optimizers.Nadam}
+# Which optimizers take train.momentum / train.nesterov; the others have no such setting.
+TAKES_MOMENTUM = {"sgd", "rmsprop"}
+TAKES_NESTEROV = {"sgd"}
+# train.loss -> Keras loss, all on the softmax outputs. MSE and MAE compare them with one-hot
+# targets (fit encodes the integer labels); cross-entropy takes the integer labels as they are.
+LOSSES = {"crossentropy": "sparse_categorical_crossentropy", "mse": "mean_squared_error",
+          "mae": "mean_absolute_error"}
+ONE_HOT_LOSSES = {"mean_squared_error", "mean_absolute_error"}
 
 
-def compile_model(model: keras.Model, optimizer: str, learning_rate, **options) -> keras.Model:
-    """Compile for integer labels; `learning_rate` is a number or a keras.optimizers.schedules schedule;
-    `options` go to Model.compile (tests pass run_eagerly=True)."""
+def compile_model(model: keras.Model, optimizer: str, learning_rate, loss: str = "crossentropy",
+                  momentum: float = 0.0, nesterov: bool = False, **options) -> keras.Model:
+    """Compile with accuracy as the metric; `learning_rate` is a number or a keras.optimizers.schedules
+    schedule; `momentum`/`nesterov` reach the optimizers that have them; `options` go to Model.compile
+    (tests pass run_eagerly=True)."""
+    settings = {"learning_rate": learning_rate}
+    if optimizer in TAKES_MOMENTUM and momentum:
+        settings["momentum"] = momentum
+    if optimizer in TAKES_NESTEROV and nesterov:
+        settings["nesterov"] = nesterov
     # metrics must be a keyword: Keras 3 takes a third positional argument as loss_weights.
-    model.compile(optimizer=OPTIMIZERS[optimizer](learning_rate=learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], **options)
+    model.compile(optimizer=OPTIMIZERS[optimizer](**settings), loss=LOSSES[loss], metrics=["accuracy"], **options)
     return model
+
+
+def targets(model: keras.Model, labels: np.ndarray) -> np.ndarray:
+    """Integer labels as the model's loss wants them: as they are, or one-hot for MSE/MAE."""
+    if model.loss in ONE_HOT_LOSSES:
+        return np.eye(int(model.output_shape[-1]), dtype="float32")[labels]
+    return labels
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -154,10 +177,10 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.
     all_callbacks = [timer, Progress(epochs, label=model.name), *(callbacks or [])]
     if log_dir is not None:
         all_callbacks.append(LiveLogger(log_dir))
-    validation = None if val is None else (as_model_input(val[0]), val[1])
+    validation = None if val is None else (as_model_input(val[0]), targets(model, val[1]))
     steps = _use_steps_per_execution(model, STEPS_PER_EXECUTION)
     val_batch = VALIDATION_BATCH or batch_size
-    history = model.fit(as_model_input(x_train), y_train, batch_size=batch_size, epochs=epochs,
+    history = model.fit(as_model_input(x_train), targets(model, y_train), batch_size=batch_size, epochs=epochs,
                         validation_data=validation, validation_batch_size=val_batch, shuffle=True,
                         callbacks=all_callbacks, verbose=verbose)
     return TrainResult(history={k: [float(v) for v in vs] for k, vs in history.history.items()},

@@ -5,9 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Iterator
+from typing import Annotated, Iterator
 
-from pydantic import ValidationError
+from pydantic import BeforeValidator, Field, Strict, ValidationError
+
+# Strict scalars: bool is no integer (`epochs: true` is a typo, not 1) and "1" is no number.
+# Lists stay lax so that a YAML list fills a tuple field.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]  # an integer is accepted (lr: 1), a bool is not
+Bool = Annotated[bool, Strict()]
+Text = Annotated[str, Strict(), Field(min_length=1)]
+Positive = Annotated[Int, Field(ge=1)]
+Seed = Annotated[Int, Field(ge=0)]
+# `mirrors: null` and `keep_models: null` read as empty lists.
+NoneIsEmpty = BeforeValidator(lambda value: () if value is None else value)
 
 _TYPES = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
           "string_type": "a string", "tuple_type": "a list", "list_type": "a list", "dict_type": "a mapping",

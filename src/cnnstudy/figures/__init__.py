@@ -3,7 +3,7 @@
 Convention: each drawing function takes data and returns a matplotlib Figure; the caller
 writes it with `save`, which renders atomically (temp file, then rename) and closes it.
 Submodules: `data` (the input splits), `results` (confusion matrices, predictions, bar
-charts, curves), `outliers` (the out-of-distribution stage).
+charts, curves), `outliers` (the out-of-distribution stage), `sweep` (the hyper-parameter sweep).
 
 The Agg backend renders without a display, so stages run the same on a headless CI
 machine as on a laptop. No module that trains imports this package.

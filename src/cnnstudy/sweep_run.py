@@ -1,0 +1,174 @@
+"""Run a sweep on Ray Tune: the cache first, then only the trials it lacks, on a local Ray or a cluster.
+
+`sweep.address` empty: a local Ray is started here (no dashboard, a bounded object store,
+quiet) and shut down afterwards. Otherwise `ray.init(address=...)` attaches to an existing
+cluster (`ray start --head` elsewhere, KubeRay, Slurm); the package's code travels to its
+workers as a Ray runtime-env module, so every node needs only the pinned requirements.
+The train and validation arrays are put in Ray's object store once and read by every trial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnnstudy.errors import StudyError
+from cnnstudy.params import TrainParams
+from cnnstudy.sweep_cache import TrialCache, data_hash, trial_key
+from cnnstudy.sweep_space import METRIC, MODE, Range, SweepParams, explicit_overrides, to_json, trial_config
+from cnnstudy.sweep_trial import RESULT_KEYS, decode_overrides, encode_overrides, tune_trial
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# A local Ray's object store: the default is 30% of RAM; the sweep puts two small arrays there.
+OBJECT_STORE_BYTES = 256 * 1024**2
+
+
+@dataclass
+class SweepOutcome:
+    rows: list[dict]      # one per trial, in the order of the grid (or of Optuna's proposals)
+    trained: int
+    cached: int
+    seconds: float
+    nodes: list[str] = field(default_factory=list)
+
+
+def key_context(sweep: SweepParams) -> dict:
+    """What besides the config and the data decides a trial's result."""
+    return {"backend": os.environ.get("KERAS_BACKEND", "tensorflow"), "scheduler": sweep.scheduler}
+
+
+def run_sweep(sweep: SweepParams, train: TrainParams, data_dir: str | Path, cache: TrialCache,
+              log=print) -> SweepOutcome:
+    from cnnstudy.data import load_splits
+
+    started = time.perf_counter()
+    digest = data_hash(data_dir)
+    context = key_context(sweep)
+    _, splits = load_splits(data_dir, ("train", "val"))  # never the test split
+    setup = {"base": to_json(train), "epochs": sweep.epochs, "data_hash": digest, "context": context,
+             "cached": {}, "threads": max(1, int(sweep.cpu))}
+    failures: list[str] = []
+    if sweep.search == "optuna":
+        # Optuna proposes as it learns, so cached configurations are answered inside the trial.
+        setup["cached"] = cache.load_every()
+        rows, failures = _tune(sweep, train, splits, setup, None)
+    else:
+        todo, rows_by_key, order = [], {}, []
+        for overrides in explicit_overrides(sweep, train.seed):
+            key = trial_key(trial_config(train, overrides, sweep.epochs), digest, context)
+            if key in order:
+                continue  # a random search may draw one configuration twice
+            order.append(key)
+            hit = cache.get(key)
+            if hit is not None:
+                rows_by_key[key] = {**hit, "cached": True}
+            else:
+                todo.append(overrides)
+        log(f"sweep: {len(order)} trials, {len(order) - len(todo)} from the cache, {len(todo)} to train")
+        fresh, failures = _tune(sweep, train, splits, setup, todo) if todo else ([], [])
+        rows_by_key.update((row["key"], row) for row in fresh)
+        rows = [rows_by_key[key] for key in order if key in rows_by_key]
+    for row in rows:
+        row["overrides_dict"] = decode_overrides(json.loads(row["overrides"]))
+        if not row["cached"]:
+            cache.put(row["key"], _cache_entry(row))
+    if failures:  # after caching the finished trials: a re-run trains only the failed ones
+        raise StudyError(f"{len(failures)} sweep trial(s) failed; first: {failures[0]}")
+    trained = sum(not row["cached"] for row in rows)
+    nodes = sorted({row["node_id"] for row in rows if not row["cached"]})
+    return SweepOutcome(rows=rows, trained=trained, cached=len(rows) - trained,
+                        seconds=time.perf_counter() - started, nodes=nodes)
+
+
+def _cache_entry(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k in RESULT_KEYS and k != "cached"}
+
+
+def _tune(sweep: SweepParams, train: TrainParams, splits: dict, setup: dict,
+          explicit: list[dict] | None) -> tuple[list[dict], list[str]]:
+    """Run the trials on Ray; (results of the finished trials, descriptions of the failed ones)."""
+    import ray
+    from ray import tune
+
+    started_here = connect(sweep.address)
+    try:
+        gpu = sweep.gpu
+        if gpu == "auto":
+            gpu = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 and train.device != "cpu" else 0.0
+        trainable = tune.with_resources(tune.with_parameters(tune_trial, data=splits, setup=setup),
+                                        {"cpu": sweep.cpu, "gpu": gpu})
+        if explicit is not None:
+            space = {"combo": tune.grid_search([encode_overrides(o) for o in explicit])}
+            samples, search_alg = 1, None
+        else:
+            from ray.tune.search.optuna import OptunaSearch
+
+            space = {name: _tune_domain(spec) for name, spec in encode_space(sweep).items()}
+            samples, search_alg = sweep.trials, OptunaSearch(metric=METRIC, mode=MODE, seed=train.seed)
+        scheduler = None
+        if sweep.scheduler == "asha":
+            from ray.tune.schedulers import ASHAScheduler
+
+            scheduler = ASHAScheduler(time_attr="training_iteration", max_t=sweep.epochs, grace_period=1)
+        with tempfile.TemporaryDirectory(prefix="cnnstudy-sweep-") as storage:
+            tuner = tune.Tuner(
+                trainable, param_space=space,
+                tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, num_samples=samples, search_alg=search_alg,
+                                            scheduler=scheduler, reuse_actors=True),
+                run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=0,
+                                          failure_config=tune.FailureConfig(max_failures=0)))
+            grid = tuner.fit()
+        results, failed = [], []
+        for result in grid:
+            if result.error is not None or not result.metrics or "key" not in result.metrics:
+                failed.append(f"{result.config}: {result.error}")
+            else:
+                results.append({k: v for k, v in result.metrics.items() if k in RESULT_KEYS})
+        return results, failed
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def encode_space(sweep: SweepParams) -> dict:
+    return {name: spec if isinstance(spec, Range) else [encode_overrides({name: v})[name] for v in spec]
+            for name, spec in sweep.space.items()}
+
+
+def _tune_domain(spec):
+    from ray import tune
+
+    if isinstance(spec, list):
+        return tune.choice(spec)
+    if spec.kind is int:
+        return (tune.lograndint if spec.log else tune.randint)(int(spec.low), int(spec.high) + 1)
+    return (tune.loguniform if spec.log else tune.uniform)(spec.low, spec.high)
+
+
+def connect(address: str) -> bool:
+    """Attach to `address`, or start a local Ray when it is empty. True when this call started it."""
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        return False
+    runtime_env = {"py_modules": [str(PACKAGE_DIR)],
+                   "env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+                                "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}}
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no progress tables on stdout
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False, "runtime_env": runtime_env}
+    if address:
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise StudyError(f"sweep.address: cannot reach a Ray cluster at {address!r} ({exc}); "
+                             "start one with `ray start --head` or set sweep.address to '' for a local Ray") from None
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
+                 **quiet)
+    return True

@@ -1,0 +1,71 @@
+"""The tuned final model: the sweep's best configuration, its epochs chosen on validation,
+refit on train + validation (as the k-fold studies do for their final model).
+
+The test split is never read here: the sweep ranked its trials on validation, and the number
+of epochs comes from a validation fit (the epoch of lowest validation loss) or is fixed in
+params (tuned.select). The evaluate stage then looks at test once, like for every variant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnstudy.errors import DataError
+from cnnstudy.files import read_stage_json
+from cnnstudy.params import TUNED, ParamsError, TrainParams
+
+NAME = TUNED
+
+
+def best_config(sweep_summary: Any, train: TrainParams, source: str) -> TrainParams:
+    """`train` with the sweep's best trial's values (metrics/sweep.json's best.config) applied."""
+    best = sweep_summary.get("best") if isinstance(sweep_summary, dict) else None
+    if not isinstance(best, dict) or not isinstance(best.get("config"), dict):
+        raise DataError(f"{source}: has no best.config (a sweep with no finished trial?); run `dvc repro sweep`")
+    cfg = train
+    for key, value in best["config"].items():
+        if key not in (f.name for f in dataclasses.fields(TrainParams)):
+            raise DataError(f"{source}: best.config.{key} is not a key of train; run `dvc repro sweep`")
+        try:
+            cfg = cfg.with_override(f"best.config.{key}", key, value)
+        except ParamsError as exc:
+            raise DataError(f"{source}: {exc}; run `dvc repro sweep`") from None
+    return cfg
+
+
+def best_epoch(history: dict[str, list[float]]) -> int:
+    """The epoch (1-based) of lowest validation loss; ties go to the earliest."""
+    losses = history.get("val_loss") or []
+    if not losses:
+        raise ValueError("a validation fit without val_loss: cannot choose epochs")
+    return int(np.argmin(np.asarray(losses))) + 1
+
+
+def train_plus_val(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]):
+    """One split of train followed by validation (fit shuffles every epoch)."""
+    return np.concatenate([train[0], val[0]]), np.concatenate([train[1], val[1]])
+
+
+def config_changes(cfg: TrainParams, baseline: TrainParams) -> dict:
+    """The keys where the tuned configuration differs from train, as plain JSON values."""
+    tuned, base = dataclasses.asdict(cfg), dataclasses.asdict(baseline)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in tuned.items() if v != base[k]}
+
+
+def study_models(models: dict[str, TrainParams], train: TrainParams,
+                 trained_dir: Path = Path("metrics/train")) -> dict[str, TrainParams]:
+    """`models` (baseline + variants) and, once the tuned stage has run, the tuned model with its
+    configuration (train plus the changes metrics/train/tuned.json records): the tables, McNemar
+    against the baseline and the outlier study then cover it like any variant."""
+    path = Path(trained_dir) / f"{NAME}.json"
+    if not path.is_file():
+        return dict(models)
+    changes = read_stage_json(path, "run `dvc repro tuned`")
+    changes = changes.get("config") if isinstance(changes, dict) else None
+    if not isinstance(changes, dict):
+        raise DataError(f"{path}: has no 'config' mapping; run `dvc repro --force tuned`")
+    return {**models, NAME: best_config({"best": {"config": changes}}, train, str(path))}

@@ -1,0 +1,72 @@
+"""The sweep on a real local Ray: only uncached trials train, the cache answers the rest (grid and
+Optuna), results are ranked on validation, and the test split is never read (there is none)."""
+
+import pytest
+
+from cnnstudy.sweep_cache import TrialCache
+from cnnstudy.sweep_results import summary, table
+from cnnstudy.sweep_run import connect, run_sweep
+from sweep_helpers import sweep_params, tiny_train, write_prepared
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    assert connect("")  # a local Ray for the whole module: one start-up
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, digits):
+    return write_prepared(tmp_path_factory.mktemp("prepared"), *digits)
+
+
+def test_adding_a_grid_value_trains_only_the_new_trial(local_ray, prepared, tiny, tmp_path):
+    train, cache = tiny_train(tiny), TrialCache(tmp_path / "cache")
+    first = run_sweep(sweep_params(train, {"optimizer": ["adam"], "lr": [0.001, 0.01]}), train, prepared, cache)
+    assert (first.trained, first.cached) == (2, 0)
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 2
+    for row in first.rows:
+        assert 0.0 <= row["val_accuracy"] <= 1.0 and row["epochs_run"] == 1 and row["parameters"] > 0
+        assert row["node_id"] and row["pid"] > 0 and not row["cached"]
+    assert not (prepared / "test.npz").exists()  # nothing to read: the sweep ran without a test split
+
+    sweep = sweep_params(train, {"optimizer": ["adam"], "lr": [0.001, 0.01, 0.1]})
+    second = run_sweep(sweep, train, prepared, cache)
+    assert (second.trained, second.cached) == (1, 2)
+    assert [r["overrides_dict"]["lr"] for r in second.rows] == [0.001, 0.01, 0.1]  # grid order
+    assert [r["cached"] for r in second.rows] == [True, True, False]
+    assert second.rows[0]["val_accuracy"] == first.rows[0]["val_accuracy"]
+    counts = summary(second.rows, sweep, second.trained, second.cached, second.seconds, second.nodes)
+    assert (counts["trials"], counts["trained"], counts["cached"]) == (3, 1, 2)
+    records = table(second.rows, sweep.factors)
+    assert [r["rank"] for r in records] == [1, 2, 3]
+    assert records[0]["val_accuracy"] == max(r["val_accuracy"] for r in second.rows)
+    assert counts["best"]["config"] == {"optimizer": "adam", "lr": records[0]["lr"]}
+
+
+def test_optuna_proposals_are_answered_from_the_cache_on_a_rerun(local_ray, prepared, tiny, tmp_path):
+    train, cache = tiny_train(tiny), TrialCache(tmp_path / "cache")
+    sweep = sweep_params(train, {"optimizer": ["adam", "sgd"], "lr": {"low": 1e-3, "high": 1e-1, "log": True}},
+                         search="optuna", trials=2)
+    first = run_sweep(sweep, train, prepared, cache)
+    assert (first.trained, first.cached) == (2, 0)
+    assert all(1e-3 <= r["overrides_dict"]["lr"] <= 1e-1 for r in first.rows)
+    again = run_sweep(sweep, train, prepared, cache)  # TPE seeded by train.seed proposes the same two
+    assert (again.trained, again.cached) == (0, 2)
+    assert sorted(r["key"] for r in again.rows) == sorted(r["key"] for r in first.rows)
+
+
+def test_asha_stops_or_finishes_every_trial_and_caches_it(local_ray, prepared, tiny, tmp_path):
+    train, cache = tiny_train(tiny), TrialCache(tmp_path / "cache")
+    sweep = sweep_params(train, {"optimizer": ["adam", "sgd"], "lr": [0.001, 0.01]}, scheduler="asha", epochs=2)
+    outcome = run_sweep(sweep, train, prepared, cache)
+    assert (outcome.trained, outcome.cached) == (4, 0)
+    # ASHA may end a trial after its first epoch; its last report is the row, with everything in it
+    assert all(r["epochs_run"] in (1, 2) and 0.0 <= r["val_accuracy"] <= 1.0 and r["node_id"] for r in outcome.rows)
+    assert max(r["epochs_run"] for r in outcome.rows) == 2
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 4

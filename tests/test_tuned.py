@@ -1,0 +1,106 @@
+"""The tuned final model: the sweep's best config, epochs chosen on validation, refit on
+train + validation, without the test split (unit tests and one tiny run of the real stage)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from cnnstudy.errors import DataError
+from cnnstudy.params import PARAMS_FILE, REPO_ROOT, ParamsError, load_params, parse_params
+from cnnstudy.tuned import best_config, best_epoch, config_changes, study_models, train_plus_val
+from sweep_helpers import write_prepared
+
+
+def test_best_config_is_train_with_the_sweeps_best_values():
+    train = load_params().train
+    cfg = best_config({"best": {"config": {"optimizer": "nadam", "lr": 0.003, "batch_norm": True,
+                                           "filters": [16, 32]}}}, train, "metrics/sweep.json")
+    assert (cfg.optimizer, cfg.lr, cfg.batch_norm, cfg.filters) == ("nadam", 0.003, True, (16, 32))
+    assert cfg.dense == train.dense and cfg.seed == train.seed
+    assert config_changes(cfg, train) == {"optimizer": "nadam", "lr": 0.003, "batch_norm": True, "filters": [16, 32]}
+
+
+@pytest.mark.parametrize("summary, match", [
+    ({"best": None}, r"metrics/sweep\.json: has no best\.config"),
+    ([], r"metrics/sweep\.json: has no best\.config"),
+    ({"best": {"config": {"colour": 1}}}, r"metrics/sweep\.json: best\.config\.colour is not a key of train"),
+    ({"best": {"config": {"lr": -1}}}, r"metrics/sweep\.json: best\.config\.lr: expected a number > 0"),
+])
+def test_a_broken_sweep_summary_is_named(summary, match):
+    with pytest.raises(DataError, match=match):
+        best_config(summary, load_params().train, "metrics/sweep.json")
+
+
+def test_best_epoch_is_the_lowest_validation_loss():
+    assert best_epoch({"val_loss": [0.5, 0.3, 0.31, 0.3, 0.4]}) == 2  # ties: the earlier
+    with pytest.raises(ValueError):
+        best_epoch({"loss": [1.0]})
+
+
+def test_train_plus_val_keeps_every_image_once():
+    images, labels = np.arange(10 * 4).reshape(10, 2, 2), np.arange(10)
+    x, y = train_plus_val((images[:7], labels[:7]), (images[7:], labels[7:]))
+    assert x.shape == (10, 2, 2) and list(y) == list(range(10))
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"select": "test"}, r"tuned\.select: expected one of validation, fixed"),
+    ({"epochs": 0}, r"tuned\.epochs: expected an integer >= 1"),
+    ({"patience": 3}, r"unknown key tuned\.patience"),
+])
+def test_tuned_section_is_validated(change, match):
+    raw = yaml.safe_load(PARAMS_FILE.read_text())
+    raw["tuned"].update(change)
+    with pytest.raises(ParamsError, match=match):
+        parse_params(raw)
+
+
+def test_tuned_is_not_a_variant_name():
+    raw = yaml.safe_load(PARAMS_FILE.read_text())
+    raw["variants"]["tuned"] = {"lr": 0.01}
+    with pytest.raises(ParamsError, match=r"variants\.tuned: the name 'tuned' is the tuned model's"):
+        parse_params(raw)
+
+
+def test_the_stage_refits_on_train_and_val_with_epochs_from_validation(tmp_path, digits):
+    """The real stage in a tiny copy: no test.npz exists, so reading the test split would fail."""
+    images, labels = digits
+    write_prepared(tmp_path / "data" / "prepared", images, labels)
+    raw = yaml.safe_load(PARAMS_FILE.read_text())
+    raw["train"].update(filters=[4, 8], dense=[16], batch_size=32, device="cpu", precision="float32")
+    raw["prepare"]["per_class"] = 36
+    raw["tuned"] = {"select": "validation", "epochs": 3}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "sweep.json").write_text(json.dumps(
+        {"best": {"config": {"lr": 0.01, "lr_schedule": "cosine", "batch_norm": True}}}))
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "stages" / "tuned.py")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "models" / "tuned.keras").is_file()
+    trained = json.loads((tmp_path / "metrics" / "train" / "tuned.json").read_text())
+    chosen = trained["epoch_selection"]["chosen_epochs"]
+    losses = trained["epoch_selection"]["val_loss"]
+    assert len(losses) == 3 and chosen == int(np.argmin(losses)) + 1
+    assert trained["epochs"] == chosen  # the refit ran the chosen epochs
+    assert trained["config"] == {"lr": 0.01, "lr_schedule": "cosine", "batch_norm": True, "epochs": chosen}
+    assert trained["val_accuracy"] is None  # the refit has no validation split left: it trained on it
+    assert not (tmp_path / "data" / "prepared" / "test.npz").exists()
+
+
+def test_study_models_add_the_tuned_model_once_it_has_run(tmp_path):
+    params = load_params()
+    assert list(study_models(params.models, params.train, tmp_path)) == list(params.models)
+    (tmp_path / "tuned.json").write_text(json.dumps({"config": {"batch_norm": True, "epochs": 17}}))
+    models = study_models(params.models, params.train, tmp_path)
+    assert list(models) == [*params.models, "tuned"]
+    assert models["tuned"].batch_norm and models["tuned"].epochs == 17 and models["tuned"].lr == params.train.lr
+    (tmp_path / "tuned.json").write_text(json.dumps({"model": "tuned"}))
+    with pytest.raises(DataError, match=r"tuned\.json: has no 'config' mapping"):
+        study_models(params.models, params.train, tmp_path)
