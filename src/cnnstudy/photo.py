@@ -1,0 +1,66 @@
+"""Photos of handwritten digits: even out the paper before the MNIST-style preprocessing.
+
+outliers.mnist_style takes the border's median as the background and everything
+brighter than 5% of the ink range as ink. A phone photo breaks both: the paper is lit
+unevenly (one corner 30% brighter than another is usual) and the sensor adds noise, so
+the "ink" bounding box becomes the whole photo and the digit shrinks to a few pixels.
+
+`flatten_illumination` removes that the way document scanners do: estimate the paper's
+brightness everywhere with a grey-level closing (a window wider than any pen stroke
+fills the strokes with the surrounding paper), divide it out, smooth away sensor noise,
+and cut the noise floor of the paper. Small images (under MIN_PHOTO_SIDE, e.g. an
+MNIST digit itself or a 28x28 glyph) are returned unchanged: they are not photos.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from cnnstudy import outliers
+
+MIN_PHOTO_SIDE = 64       # smaller images are taken as already clean
+WINDOW_FRACTION = 1 / 6   # closing window: a sixth of the shorter side, wider than a pen stroke
+NOISE_SIGMA_FRACTION = 1 / 300  # Gaussian smoothing of sensor noise, relative to the shorter side
+NOISE_FLOOR_MADS = 4.0    # paper pixels within this many robust deviations of the paper are paper
+MIN_INK_CONTRAST = 0.08   # ink at least 8% darker than the paper around it; less is an empty page
+
+
+def flatten_illumination(grey: np.ndarray) -> np.ndarray:
+    """A greyscale image (float 0..1) with its background made flat, same polarity and shape."""
+    values = np.asarray(grey, dtype=np.float64)
+    side = min(values.shape)
+    if values.ndim != 2 or side < MIN_PHOTO_SIDE:
+        return values
+    light_paper = float(np.median(outliers.border_pixels(values))) > (values.min() + values.max()) / 2
+    paper_up = values if light_paper else 1.0 - values   # work with dark ink on light paper
+    smooth = ndimage.gaussian_filter(paper_up, sigma=max(0.5, side * NOISE_SIGMA_FRACTION))
+    window = max(3, int(side * WINDOW_FRACTION))
+    background = ndimage.grey_closing(smooth, size=(window, window))
+    background = ndimage.gaussian_filter(background, sigma=window / 4)
+    ink = np.clip(1.0 - smooth / np.maximum(background, 1e-6), 0.0, 1.0)
+    deviation = 1.4826 * float(np.median(np.abs(ink - np.median(ink))))
+    floor = float(np.median(ink)) + NOISE_FLOOR_MADS * deviation
+    top = float(ink.max())
+    if top < MIN_INK_CONTRAST or top <= floor:  # nothing stands out: mnist_style then says blank
+        return np.ones_like(values) if light_paper else np.zeros_like(values)
+    ink = np.clip((ink - floor) / (top - floor), 0.0, 1.0)
+    return 1.0 - ink if light_paper else ink
+
+
+def read_image(path: str | Path) -> outliers.OutlierImage:
+    """outliers.read_image with flatten_illumination between the shrink and mnist_style."""
+    from PIL import Image, ImageOps
+
+    path = Path(path)
+    with Image.open(path) as image:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+        grey, alpha = outliers.to_grey(upright)
+        flat = outliers.flatten_alpha(grey, alpha)
+        pixels, info = outliers.mnist_style(flatten_illumination(outliers._shrink(flat)))
+        return outliers.OutlierImage(name=path.name, pixels=pixels, original=outliers._thumbnail(upright, flat),
+                                     mode=upright.mode, size=upright.size, inverted=info["inverted"],
+                                     blank=info["blank"])
