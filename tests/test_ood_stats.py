@@ -117,3 +117,35 @@ def test_exact_logits_of_a_softmax_model(digits, tiny):
     lenet = build_standard("lenet5")
     np.testing.assert_allclose(np.exp(O.logits(lenet, images[:5]) - O.negative_energy(O.logits(lenet, images[:5]))[:, None]),
                                predict_proba(lenet, images[:5]), rtol=1e-5, atol=1e-6)
+
+
+def test_study_detectors_and_markdown():
+    from cnnstudy.ood_report import detector_markdown
+
+    rng = np.random.default_rng(7)
+
+    def queries(name, sharp):
+        """Digits confident (peaked), outliers flat; `sharp` sets how well they separate."""
+        def probs(n, peak):
+            logits = rng.normal(0, 1, (n, 10))
+            logits[:, 0] += peak
+            e = np.exp(logits - logits.max(1, keepdims=True))
+            return e / e.sum(1, keepdims=True)
+        inf_in, inf_out = probs(200, sharp), probs(25, 0.5)
+        return outliers.ModelQueries(name=name, dropout=0.25, inference_out=inf_out, inference_in=inf_in,
+                                     repeats_out=inf_out[None], mc_out=inf_out[None], mc_in=inf_in[None])
+
+    qs = {"baseline": queries("baseline", 3.0), "wide": queries("wide", 6.0)}
+    energies = {"baseline": (rng.normal(3, 1, 200), rng.normal(0, 1, 25))}
+    detectors = O.study_detectors(qs, energies)
+    assert sorted(detectors) == ["baseline/energy", "baseline/mc_entropy", "baseline/msp", "ensemble/msp",
+                                 "wide/mc_entropy", "wide/msp"]
+    expected = O.msp((qs["baseline"].inference_out + qs["wide"].inference_out) / 2)
+    np.testing.assert_allclose(detectors["ensemble/msp"][1], expected)
+    table = O.detector_table(detectors, reference="baseline/msp", seed=0, rounds=300)
+    text = detector_markdown(table, outliers=25, in_distribution=200)
+    assert "| detector | AUROC [95% interval] |" in text
+    assert text.count("\n| ") == 1 + len(detectors)  # header + one row per detector
+    assert f"Best: **{table['best']['detector']}**" in text
+    best_row = next(line for line in text.splitlines() if line.startswith(f"| {table['best']['detector']} |"))
+    assert f"{table['detectors'][table['best']['detector']]['auroc']['estimate']:.3f} [" in best_row

@@ -218,3 +218,25 @@ def detector_table(detectors: Mapping[str, tuple[np.ndarray, np.ndarray]], refer
     return {"reference": reference, "bootstrap": {"rounds": rounds, "seed": seed, "level": LEVEL,
                                                   "resampling": "stratified (in and out separately), paired"},
             "detectors": rows, "best": best}
+
+
+# ------------------------------------------------------------------ from the outlier stage's queries
+def study_detectors(queries: Mapping, energies: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                    ensemble: Sequence[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """"<model>/<score>" -> (test-split scores, outlier scores) from outliers.ModelQueries:
+    msp and MC-dropout entropy for every model, energy where `energies` has the model's
+    (from `negative_energy(logits(...))`), and "ensemble/msp" over the `ensemble` models
+    (default: all of them)."""
+    from cnnstudy.outliers import detection_scores
+
+    detectors = {}
+    for name, q in queries.items():
+        for score, pair in detection_scores(q).items():
+            detectors[f"{name}/{score}"] = pair
+        if energies and name in energies:
+            detectors[f"{name}/energy"] = energies[name]
+    members = list(ensemble if ensemble is not None else queries)
+    if len(members) > 1:
+        detectors["ensemble/msp"] = (msp(ensemble_probabilities([queries[n].inference_in for n in members])),
+                                     msp(ensemble_probabilities([queries[n].inference_out for n in members])))
+    return detectors
