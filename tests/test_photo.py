@@ -85,3 +85,10 @@ def test_blank_photo_stays_blank(tmp_path):
     paper = 180 + 30 * np.mgrid[0:300, 0:400][1] / 400 + rng.normal(0, 0.2, (300, 400))
     Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).save(tmp_path / "paper.png")
     assert photo.read_image(tmp_path / "paper.png").blank
+
+
+def test_evenly_lit_large_image_is_unchanged():
+    """A bright disk on an even dark sky (like data/outliers/photo-moon.png) is not a page to flatten."""
+    ys, xs = np.mgrid[0:256, 0:256]
+    moon = np.where((ys - 128) ** 2 + (xs - 128) ** 2 < 90 ** 2, 0.8 - 0.3 * xs / 256, 0.02)
+    np.testing.assert_array_equal(photo.flatten_illumination(moon), moon)

@@ -9,7 +9,8 @@ the "ink" bounding box becomes the whole photo and the digit shrinks to a few pi
 brightness everywhere with a grey-level closing (a window wider than any pen stroke
 fills the strokes with the surrounding paper), divide it out, smooth away sensor noise,
 and cut the noise floor of the paper. Small images (under MIN_PHOTO_SIDE, e.g. an
-MNIST digit itself or a 28x28 glyph) are returned unchanged: they are not photos.
+MNIST digit itself or a 28x28 glyph) and evenly lit ones (a clean scan) are returned
+unchanged.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from scipy import ndimage
 
 from cnnstudy import outliers
 
-MIN_PHOTO_SIDE = 64       # smaller images are taken as already clean
+MIN_PHOTO_SIDE = 64       # smaller images are taken as already clean (so are evenly lit ones)
 WINDOW_FRACTION = 1 / 6   # closing window: a sixth of the shorter side, wider than a pen stroke
 NOISE_SIGMA_FRACTION = 1 / 300  # Gaussian smoothing of sensor noise, relative to the shorter side
 NOISE_FLOOR_MADS = 4.0    # paper pixels within this many robust deviations of the paper are paper
 MIN_INK_CONTRAST = 0.08   # ink at least 8% darker than the paper around it; less is an empty page
+# Evenly lit images are left alone: the border's 5th-95th percentile spread (after the noise
+# smoothing) under this share of the image's range. A phone photo here: 0.28; a clean scan
+# and the moon on a black sky (data/outliers): 0.0 and 0.09.
+MIN_BORDER_SPREAD = 0.15
 
 
 def flatten_illumination(grey: np.ndarray) -> np.ndarray:
@@ -34,9 +39,13 @@ def flatten_illumination(grey: np.ndarray) -> np.ndarray:
     side = min(values.shape)
     if values.ndim != 2 or side < MIN_PHOTO_SIDE:
         return values
+    smooth = ndimage.gaussian_filter(values, sigma=max(0.5, side * NOISE_SIGMA_FRACTION))
+    low, high = np.percentile(outliers.border_pixels(smooth), [5, 95])
+    if high - low < MIN_BORDER_SPREAD * (float(smooth.max()) - float(smooth.min())):
+        return values
     light_paper = float(np.median(outliers.border_pixels(values))) > (values.min() + values.max()) / 2
-    paper_up = values if light_paper else 1.0 - values   # work with dark ink on light paper
-    smooth = ndimage.gaussian_filter(paper_up, sigma=max(0.5, side * NOISE_SIGMA_FRACTION))
+    if not light_paper:  # work with dark ink on light paper
+        smooth = 1.0 - smooth
     window = max(3, int(side * WINDOW_FRACTION))
     background = ndimage.grey_closing(smooth, size=(window, window))
     background = ndimage.gaussian_filter(background, sigma=window / 4)
