@@ -1,9 +1,9 @@
-"""Stage inspect_compare: the standard architectures under plots/inspect/<name>/: layer
-table, errors (with confidence where the model file was kept, models/compare), first-layer
-kernels, accuracy/loss per epoch; LeNet-5, which sees the 28x28 digit itself, also gets
-feature maps and saliency.
+"""Stage inspect_compare@<name>: one standard architecture under plots/inspect/<name>/:
+layer table, errors (with confidence where the model file was kept in models/compare),
+accuracy/loss per epoch; with the model file also the kernels, and for LeNet-5, which
+sees the 28x28 digit itself, feature maps and saliency.
 
-Usage: python stages/inspect_compare.py
+Usage: python stages/inspect_compare.py <name from compare.models>
 """
 
 import sys
@@ -12,16 +12,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from cnnstudy import runtime  # noqa: E402
-from cnnstudy.files import read_stage_json, write_text  # noqa: E402
+from cnnstudy.errors import DataError, StudyError  # noqa: E402
+from cnnstudy.files import read_stage_json  # noqa: E402
 from cnnstudy.params import load_params  # noqa: E402
 from cnnstudy.stage import run  # noqa: E402
 
-COMPARE_JSON = Path("metrics/compare.json")
-PREDICTIONS_JSON = Path("metrics/compare_predictions.json")
+FIX = "run `dvc repro compare`"
 
 
 def main() -> None:
     params = load_params()
+    if len(sys.argv) != 2 or sys.argv[1] not in params.compare.models:
+        raise StudyError(f"usage: python stages/inspect_compare.py <one of {', '.join(params.compare.models)}>")
+    name = sys.argv[1]
     runtime.select_device("cpu")
     import keras
     import numpy as np
@@ -29,26 +32,25 @@ def main() -> None:
     from cnnstudy import inspect_outputs, outliers, standard_models
     from cnnstudy.data import load_prepared
 
-    records = read_stage_json(COMPARE_JSON, "run `dvc repro compare`")
-    predictions = read_stage_json(PREDICTIONS_JSON, "run `dvc repro compare`")["test_predictions"]
+    record = read_stage_json(Path("metrics/compare.json"), FIX).get(name)
+    predictions = read_stage_json(Path("metrics/compare_predictions.json"), FIX)["test_predictions"].get(name)
+    if record is None or predictions is None:
+        raise DataError(f"metrics/compare.json has no results for {name}; {FIX}")
     data = load_prepared()
-    outlier_images, _ = outliers.load_folder(params.outliers.dir)
-    for name in params.compare.models:
-        out = inspect_outputs.PLOTS_DIR / name
-        model_file = Path("models/compare") / f"{name}.keras"
-        history = records.get(name, {}).get("history")
-        if model_file.exists():
-            model = keras.models.load_model(model_file, compile=False)
-            summary = inspect_outputs.inspect_model(
-                model, name, data.test, data.class_names, out, outlier_images=outlier_images, history=history,
-                model_input=lambda x, n=name: standard_models.model_input(n, x, params.compare.input_size))
-        else:  # not kept (e.g. resnet50, 284 MB): the architecture and the recorded predictions
-            model = standard_models.build_standard(name, params.compare.input_size)
-            summary = inspect_outputs.inspect_predictions(model, name, data.test, data.class_names, out,
-                                                          np.asarray(predictions[name]), history=history)
-        inspect_outputs.write_model(summary, out)
-        keras.backend.clear_session()
-        print(f"inspect_compare: {name}: {summary['mistakes']} mistakes")
+    out = inspect_outputs.PLOTS_DIR / name
+    model_file = Path("models/compare") / f"{name}.keras"
+    if model_file.exists():
+        model = keras.models.load_model(model_file, compile=False)
+        summary = inspect_outputs.inspect_model(
+            model, name, data.test, data.class_names, out, outlier_images=outliers.load_folder(params.outliers.dir)[0],
+            history=record.get("history"),
+            model_input=lambda x: standard_models.model_input(name, x, params.compare.input_size))
+    else:  # not kept (compare.keep_models; resnet50 is 284 MB): the architecture and the recorded predictions
+        model = standard_models.build_standard(name, params.compare.input_size)
+        summary = inspect_outputs.inspect_predictions(model, name, data.test, data.class_names, out,
+                                                      np.asarray(predictions), history=record.get("history"))
+    inspect_outputs.write_model({**summary, "model_file_kept": model_file.exists()}, out)
+    print(f"inspect_compare@{name}: {summary['mistakes']} mistakes of {len(data.test[1])}")
 
 
 if __name__ == "__main__":

@@ -138,3 +138,21 @@ def test_inspect_stage_in_a_project(project):
                              env=env, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: models/batch_norm.keras is missing; run `dvc repro train@batch_norm`"
+
+
+def test_recorded_predictions_only(project, tmp_path):
+    """A standard model whose file was not kept: architecture and recorded classes."""
+    from cnnstudy.standard_models import build_standard
+
+    images, labels = project["test"]
+    predicted = labels.copy()
+    predicted[[3, 50]] = (labels[[3, 50]] + 1) % 10
+    model = build_standard("lenet5")
+    summary = inspect_outputs.inspect_predictions(model, "lenet5", (images, labels), CLASSES, tmp_path, predicted,
+                                                  history={"loss": [1.0], "val_loss": [1.2]})
+    assert summary["mistakes"] == 2 and summary["test_accuracy"] == 0.98
+    assert summary["most_confident_mistakes"][0] == {"test_index": 3, "true": str(labels[3]),
+                                                     "predicted": str((labels[3] + 1) % 10), "confidence": None}
+    assert (tmp_path / "errors.csv").read_text().splitlines()[1] == f"3,{labels[3]},{(labels[3] + 1) % 10},"
+    assert "| c1 | Conv2D | (N, 28, 28, 6) | 156 |" in (tmp_path / "layers.md").read_text()
+    assert (tmp_path / "history.png").exists() and not (tmp_path / "filters.png").exists()
