@@ -64,7 +64,7 @@ def test_inspect_model_writes_everything(project, tmp_path):
     images, _ = outliers.load_folder(project["root"] / "data" / "outliers")
     history = read_history(project["root"] / "dvclive" / "baseline")
     summary = inspect_outputs.inspect_model(model, "baseline", test, CLASSES, tmp_path, outlier_images=images[:4],
-                                            history=history)
+                                            history=history, feature_indices=[0, 5])  # the stage test: default
     for name in ("errors.png", "errors.csv", "layers.md", "filters.png", "kernels_deeper.png", "history.png",
                  "feature_maps.png", "saliency_digits.png", "saliency_outliers.png"):
         assert (tmp_path / name).stat().st_size > 0, name

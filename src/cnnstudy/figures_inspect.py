@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 DIGIT = {"cmap": "gray_r", "vmin": 0, "vmax": 255, "interpolation": "nearest"}
@@ -183,11 +184,13 @@ def history_figure(history: Mapping[str, Sequence[float]], title: str):
     a validation loss that turns up while the training loss falls is overfitting."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, metric in zip(axes, ("accuracy", "loss")):
-        for key, style, label in ((metric, "-", "train"), (f"val_{metric}", "--", "validation")):
+        # Keras' training figures are running means over the epoch with dropout on.
+        for key, style, label in ((metric, "-", "train (running, dropout on)"), (f"val_{metric}", "--", "validation")):
             values = history.get(key)
             if values:
                 ax.plot(range(1, len(values) + 1), values, style, marker="o", markersize=3, label=label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

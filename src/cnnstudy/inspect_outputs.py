@@ -78,8 +78,11 @@ def inspect_predictions(model, name: str, test: tuple[np.ndarray, np.ndarray], c
 def inspect_model(model, name: str, test: tuple[np.ndarray, np.ndarray], class_names: Sequence[str],
                   out_dir: Path, outlier_images: Sequence | None = None,
                   history: Mapping[str, Sequence[float]] | None = None,
-                  model_input: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
-    """Every per-model output of a trained model; returns the numbers for summary.json."""
+                  model_input: Callable[[np.ndarray], np.ndarray] | None = None,
+                  feature_indices: Sequence[int] | None = None) -> dict:
+    """Every per-model output of a trained model; returns the numbers for summary.json.
+
+    feature_indices: test images for the feature maps (default: the first of each class)."""
     from cnnstudy import saliency
     from cnnstudy.evaluation import predict_proba
 
@@ -95,9 +98,10 @@ def inspect_model(model, name: str, test: tuple[np.ndarray, np.ndarray], class_n
     if not native_input(model):
         return result
     picks = I.one_per_class(labels, len(class_names))
-    save_figure(F.feature_maps_figure(images[picks], labels[picks], I.feature_maps(model, images[picks]), class_names,
-                                      f"{name}: conv block activations, one test digit per class"),
-                out_dir / "feature_maps.png")
+    shown = list(feature_indices) if feature_indices else picks
+    which = "chosen test digits" if feature_indices else "one test digit per class"
+    save_figure(F.feature_maps_figure(images[shown], labels[shown], I.feature_maps(model, images[shown]), class_names,
+                                      f"{name}: conv block activations, {which}"), out_dir / "feature_maps.png")
     chosen = picks + [m.index for m in mistakes[:SALIENCY_MISTAKES]]
     attributions = saliency.integrated_gradients(model, images[chosen], predicted[chosen])
     gap = saliency.completeness_gap(model, images[chosen], predicted[chosen], attributions)
