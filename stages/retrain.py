@@ -36,7 +36,8 @@ def main() -> None:
         if path.stem not in seeds:
             path.unlink()
     for name, seed in seeds.items():
-        model, result = train_cnn(replace(cfg, seed=seed), data.train, data.val, epochs, name=name)
+        model, result = train_cnn(replace(cfg, seed=seed), data.train, data.val, epochs, name=name,
+                                  num_classes=data.num_classes)
         with atomic_path(RETRAINED_DIR / f"{name}.keras") as tmp:
             model.save(tmp)
         print(f"retrain: baseline with seed {seed}: {epochs} epochs in {result.train_time_s:.1f}s, "

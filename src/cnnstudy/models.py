@@ -27,7 +27,7 @@ ROTATION_FRACTION = 10 / 360
 BN_MOMENTUM = 0.9
 
 
-def build_cnn(cfg: TrainParams, name: str = "cnn") -> keras.Model:
+def build_cnn(cfg: TrainParams, name: str = "cnn", num_classes: int = NUM_CLASSES) -> keras.Model:
     """Conv2D(+BN)+ReLU+MaxPool per entry of cfg.filters, then Dense, Dropout, softmax."""
     check_feature_maps(cfg)
     inputs = keras.Input(INPUT_SHAPE, name="pixels")
@@ -48,7 +48,7 @@ def build_cnn(cfg: TrainParams, name: str = "cnn") -> keras.Model:
     x = layers.Dense(cfg.dense_units, activation="relu", name="dense")(x)
     x = layers.Dropout(cfg.dropout, seed=cfg.seed + 2, name="dropout")(x)
     # float32 output keeps softmax and the loss stable under mixed precision.
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
