@@ -77,3 +77,21 @@ def test_prepare_keeps_only_the_chosen_classes(tmp_path, pool):
 def test_all_classes_leave_info_unchanged(tmp_path):
     info, _ = prepared_dir(tmp_path, "all")
     assert "raw_classes" not in info and info["class_names"] == list(DIGITS)
+
+
+@pytest.mark.parametrize("value, match", [
+    ([3], "at least two distinct classes"), ([3, 3], "at least two distinct classes"),
+    ([1, True], "class indices"), ([-1, 2], "class indices"), ("some", "'all' or a list"), (5, "'all' or a list"),
+])
+def test_params_check_prepare_classes_by_its_dotted_key(value, match):
+    from cnnstudy.params import ParamsError, parse_params
+    import yaml
+
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["prepare"]["classes"] = value
+    with pytest.raises(ParamsError, match=rf"prepare\.classes.*{match}"):
+        parse_params(raw)
+    raw["prepare"]["classes"] = [3, "5", 8]
+    assert parse_params(raw).prepare.classes == (3, "5", 8)
+    del raw["prepare"]["classes"]
+    assert parse_params(raw).prepare.classes == "all"
