@@ -36,7 +36,7 @@ def main() -> None:
     images = np.concatenate([data.train[0], data.val[0]])
     labels = np.concatenate([data.train[1], data.val[1]])
     with runtime.distribution_scope(device):  # data parallel where there are several devices
-        result = select_epochs(cfg, params.kfold, images, labels)
+        result = select_epochs(cfg, params.kfold, images, labels, num_classes=data.num_classes)
     write_json(DETAILS_JSON, result)
     write_json(KFOLD_JSON, {key: result[key] for key in HEADLINE})
     write_val_loss_csv(result["per_fold"])

@@ -16,6 +16,7 @@ def read_environment() -> dict | None:
 
 
 def main() -> None:
+    from cnnstudy.inspect_report import inspect_section
     from cnnstudy.report import build_report, embedded_markdown
     from cnnstudy.summary import load_rows, read_retrained
 
@@ -30,7 +31,8 @@ def main() -> None:
     compare = embedded_markdown(Path("metrics/compare.md"), "9. Standard architectures", [
         (png, f"standard models: {png.stem.replace('_', ' ')}") for png in sorted(Path("plots/compare").glob("*.png"))
     ], report_dir)
-    write_text(REPORT, build_report(params, rows, report_file=REPORT, extra_sections=[outliers, compare],
+    inspected = inspect_section([*params.models, *params.compare.models], report_dir)
+    write_text(REPORT, build_report(params, rows, report_file=REPORT, extra_sections=[outliers, compare, inspected],
                                      retrained=read_retrained(), environment=read_environment()))
     print(f"report: wrote {REPORT}")
 

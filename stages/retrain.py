@@ -41,7 +41,8 @@ def main() -> None:
 
     accuracies = {}
     for name, seed in seeds.items():
-        model, result = train_cnn(replace(cfg, seed=seed), data.train, data.val, epochs, name=name)
+        model, result = train_cnn(replace(cfg, seed=seed), data.train, data.val, epochs, name=name,
+                                  num_classes=data.num_classes)
         with atomic_path(RETRAINED_DIR / f"{name}.keras") as tmp:
             model.save(tmp)
         # The baseline's seed spread, which summary and report set each variant's difference against.

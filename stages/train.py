@@ -35,7 +35,8 @@ def main() -> None:
         print(f"train@{name}: {epochs} epochs, {len(data.train[1])} images, {device['backend']} on "
               f"{device['device']}, {precision}, {parallel['replicas']} replica(s)")
         # progress lines come from cnnstudy.progress (training.fit), not Keras' verbose output
-        model, result = train_cnn(cfg, data.train, data.val, epochs, name=name, log_dir=Path("dvclive") / name)
+        model, result = train_cnn(cfg, data.train, data.val, epochs, name=name, log_dir=Path("dvclive") / name,
+                                  num_classes=data.num_classes)
     save_model(model, Path("models") / f"{name}.keras")
     print(f"train@{name}: {model.count_params():,} parameters, {result.train_time_s:.1f} s")
     write_json(Path("metrics/train") / f"{name}.json", {

@@ -296,6 +296,10 @@ def test_non_chain_models_are_refused():
 
 def test_query_model_and_study_outputs(tmp_path, monkeypatch, dropout_model, images):
     """Two tiny models through the whole study: summaries, tables, ROC CSV, figures, JSON."""
+    from scipy.special import logsumexp
+
+    from cnnstudy.ood_stats import logits as ood_logits
+
     keras.utils.set_random_seed(2)
     other = build_cnn(tiny_params(seed=4), name="tiny_other")
     outliers, test = images[-2:], images[:-2]
@@ -326,10 +330,25 @@ def test_query_model_and_study_outputs(tmp_path, monkeypatch, dropout_model, ima
                  report.PROBABILITIES_PNG, report.ROC_PNG):
         assert (tmp_path / path).stat().st_size > 0
     assert "| o0.png |" in (tmp_path / report.TABLE_MD).read_text()
-    # The DVC metric holds the AUROCs only; everything else is in details.json.
+    # The DVC metric holds the AUROCs and predict's threshold; everything else is in details.json.
+    stats = metrics["ood_stats"]
     headline = json.loads((tmp_path / report.METRICS_JSON).read_text())
-    assert headline == {name: {f"auroc_{score}": metrics["detection"][name][score]["auroc"]
-                               for score in ("msp", "mc_entropy")} for name in queries}
+    assert headline == {name: {**{f"auroc_{score}": metrics["detection"][name][score]["auroc"]
+                                  for score in ("msp", "mc_entropy")},
+                               "auroc_energy": stats["detectors"][f"{name}/energy"]["auroc"]["estimate"],
+                               "msp_threshold95": metrics["detection"][name]["msp"]["threshold95"]}
+                        for name in queries}
+    # threshold95 keeps 95% of the test digits: the 19th highest of 20 max probabilities.
+    assert metrics["detection"]["baseline"]["msp"]["threshold95"] == pytest.approx(np.sort(q.inference_in.max(1))[1])
+    # Energy from the exact logits, two ensembles (the seed one, the accurate one), all with intervals.
+    np.testing.assert_allclose(q.extra["energy"][0], logsumexp(ood_logits(dropout_model, test), axis=1))
+    accurate = study.ensembles()["accurate_ensemble"]  # an ensemble of one model is no ensemble
+    assert set(stats["detectors"]) == {f"{m}/{s}" for m in queries for s in ("msp", "mc_entropy", "energy")} | {
+        "seed_ensemble/msp", *(["accurate_ensemble/msp"] if len(accurate) > 1 else [])}
+    assert stats["reference"] == "baseline/msp" and stats["bootstrap"]["rounds"] == O.BOOTSTRAP_ROUNDS
+    for row in stats["detectors"].values():
+        assert row["auroc"]["low"] <= row["auroc"]["estimate"] <= row["auroc"]["high"]
+    assert "Best: **" in (tmp_path / report.TABLE_MD).read_text()
 
 
 # ------------------------------------------------------------------ detection metrics

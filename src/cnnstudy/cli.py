@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from cnnstudy import predict
 from cnnstudy.errors import StudyError
 
 
@@ -43,6 +44,8 @@ SUBCOMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "params": ("validate params.yaml (read as DVC reads it) and print the resolved values: every "
                "section, and every model (the baseline and each variant with its one change applied)",
                _params_arguments, _params),
+    "predict": ("predict the class of your own images (any format; phone photos too) with a trained model, "
+                "with its top 3 and an out-of-distribution flag", predict.add_arguments, predict.run),
 }
 
 
@@ -60,11 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        SUBCOMMANDS[args.command][2](args)
+        status = SUBCOMMANDS[args.command][2](args)  # None or an exit status (predict: 1 some files unreadable)
     except StudyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -87,14 +87,14 @@ class Trained:
 
 
 def train_standard(name: str, compare: CompareParams, baseline: TrainParams, train: tuple, val: tuple,
-                   verbose: int = 0) -> Trained:
+                   verbose: int = 0, num_classes: int = standard_models.NUM_CLASSES) -> Trained:
     """Build `name` and train it from scratch under its recipe; `train`/`val` are (N, 28, 28) uint8 + labels."""
     recipe = resolve_recipe(name, compare)
     x_train, y_train = train_subset(*train, compare.max_train_images, baseline.seed)
     x_train = standard_models.model_input(name, x_train, compare.input_size)
     x_val = standard_models.model_input(name, val[0], compare.input_size)
     model = standard_models.build_standard(name, compare.input_size, seed=baseline.seed,
-                                           bn_momentum=recipe.bn_momentum)
+                                           bn_momentum=recipe.bn_momentum, num_classes=num_classes)
     steps = -(-len(y_train) // recipe.batch_size)
     compile_model(model, baseline.optimizer, learning_rate(recipe, steps, recipe.epochs))
     result = fit(model, (x_train, y_train), (x_val, val[1]), recipe.epochs, recipe.batch_size, verbose=verbose)
@@ -156,7 +156,8 @@ def run_model(name: str, compare: CompareParams, baseline: TrainParams, data, ke
 
     start = time.perf_counter()
     runtime.seed_everything(baseline.seed)  # every model starts from the same seed, whatever the order
-    trained = train_standard(name, compare, baseline, data.train, data.val, verbose=verbose)
+    trained = train_standard(name, compare, baseline, data.train, data.val, verbose=verbose,
+                             num_classes=data.num_classes)
     metrics, probabilities = measure(trained, compare, data.test, data.class_names, keep, models_dir)
     record = model_record(trained, metrics, compare, keep, time.perf_counter() - start, device, precision)
     release(trained)

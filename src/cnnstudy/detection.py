@@ -75,8 +75,13 @@ def detection_scores(queries: ModelQueries) -> dict[str, tuple[np.ndarray, np.nd
 
 
 def detection_metrics(queries: ModelQueries) -> dict:
+    """Per score: AUROC, FPR95, the means, and threshold95 (the score that keeps 95% of the test
+    digits; `cnnstudy predict` flags an image whose max softmax probability is below msp's)."""
+    from cnnstudy.ood_stats import threshold_at_tpr
+
     result = {}
     for score, (pos, neg) in detection_scores(queries).items():
         result[score] = {"auroc": auroc(pos, neg), "fpr95": fpr_at_95_tpr(pos, neg),
+                         "threshold95": threshold_at_tpr(pos, TPR_LEVEL),
                          "mean_in": float(np.mean(pos)), "mean_out": float(np.mean(neg))}
     return result

@@ -20,7 +20,7 @@ def predict_proba(model, images: np.ndarray, batch_size: int = INFERENCE_BATCH) 
     x = as_model_input(images)
     out = [np.asarray(model.predict_on_batch(x[i:i + batch_size]), dtype=np.float64)
            for i in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, 10))
+    return np.concatenate(out) if out else np.zeros((0, model.outputs[0].shape[-1]))
 
 
 def timed_predictions(model, images: np.ndarray) -> tuple[np.ndarray, float, float]:

@@ -1,6 +1,6 @@
 """Any image file -> the 28x28 input the study's models take, made the way MNIST was made.
 
-Greyscale, white ink on black, cropped to the ink, fitted into 20x20 with the aspect ratio
+Greyscale, uneven lighting of photos flattened (photo.py), white ink on black, cropped to the ink, fitted into 20x20 with the aspect ratio
 kept, centred by centre of mass in 28x28, uint8 0..255 (the models rescale themselves).
 Used by the outliers stage on a folder of images of any format, size and colour mode.
 """
@@ -18,6 +18,7 @@ from PIL import Image
 
 from cnnstudy.errors import DataError
 from cnnstudy.images_io import open_image_bounded
+from cnnstudy.photo import border_pixels, flatten_illumination
 
 MIN_IMAGES = 10
 SIDE = 28            # MNIST's field
@@ -115,12 +116,6 @@ def _shrink(grey: np.ndarray, side: int = WORKING_SIDE) -> np.ndarray:
     return resize(grey, max(1, round(width * scale)), max(1, round(height * scale)))
 
 
-def border_pixels(values: np.ndarray) -> np.ndarray:
-    if values.shape[0] <= 2 or values.shape[1] <= 2:
-        return values.ravel()
-    return np.concatenate([values[0], values[-1], values[1:-1, 0], values[1:-1, -1]])
-
-
 def mnist_style(grey: np.ndarray) -> tuple[np.ndarray, dict]:
     """A greyscale image (float, 0..1, any size) -> (28, 28) uint8 the way MNIST was made.
 
@@ -180,7 +175,8 @@ def _thumbnail(image: Image.Image, grey: np.ndarray) -> np.ndarray:
 def preprocess_image(image: Image.Image, name: str = "") -> OutlierImage:
     grey, alpha = to_grey(image)
     flat = flatten_alpha(grey, alpha)
-    pixels, info = mnist_style(_shrink(flat))
+    # Phone photos: even out the paper's light first (evenly lit and small images pass unchanged).
+    pixels, info = mnist_style(flatten_illumination(_shrink(flat)))
     return OutlierImage(name=name, pixels=pixels, original=_thumbnail(image, flat), mode=image.mode,
                         size=image.size, inverted=info["inverted"], blank=info["blank"])
 

@@ -19,7 +19,8 @@ from cnnstudy.progress import Clock, capped_warning
 
 
 def select_epochs(cfg: TrainParams, kcfg: KFoldParams, images: np.ndarray, labels: np.ndarray,
-                  log: Callable[[str], None] = print) -> dict:
+                  log: Callable[[str], None] = print, num_classes: int | None = None) -> dict:
+    """num_classes: the model's outputs (default: the labels' highest class + 1)."""
     import keras
     from sklearn.model_selection import StratifiedKFold
 
@@ -38,7 +39,8 @@ def select_epochs(cfg: TrainParams, kcfg: KFoldParams, images: np.ndarray, label
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=kcfg.patience)
         # train_cnn seeds first: every fold starts from the same initial weights.
         _, result = train_cnn(cfg, (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx]),
-                              kcfg.max_epochs, callbacks=[stop], name=f"fold{number}")
+                              kcfg.max_epochs, callbacks=[stop], name=f"fold{number}",
+                              num_classes=num_classes or int(labels.max()) + 1)
         best = int(np.argmin(result.history["val_loss"]))
         folds.append({
             "fold": number,

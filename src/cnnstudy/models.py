@@ -27,7 +27,7 @@ ROTATION_FRACTION = 10 / 360
 BN_MOMENTUM = 0.9
 
 
-def build_cnn(cfg: TrainParams, name: str = "cnn") -> keras.Model:
+def build_cnn(cfg: TrainParams, name: str = "cnn", num_classes: int = NUM_CLASSES) -> keras.Model:
     """Conv2D(+BN)+activation+MaxPool per entry of cfg.filters, then Dense+Dropout per entry of
     cfg.dense, then softmax. The baseline's layers (and so its weights) are those of one dense layer."""
     check_feature_maps(cfg)
@@ -51,7 +51,7 @@ def build_cnn(cfg: TrainParams, name: str = "cnn") -> keras.Model:
         x = layers.Dense(units, activation=cfg.activation, name=f"dense{suffix}")(x)
         x = layers.Dropout(cfg.dropout, seed=cfg.seed + 2 + i, name=f"dropout{suffix}")(x)
     # float32 output keeps softmax and the loss stable under mixed precision.
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnstudy.detection import SCORES
+from cnnstudy.ood_report import detector_markdown
 from cnnstudy.files import long_format, write_csv, write_json, write_text
 from cnnstudy.outliers import ACCURATE, INFERENCE, MC_DROPOUT, MODELS, SETTING_TITLES, SETTINGS, Study
 from cnnstudy.tables import grid
@@ -88,7 +89,8 @@ def markdown_report(study: Study, metrics: dict) -> str:
                      _fmt(d["msp"]["auroc"]), _fmt(d["msp"]["fpr95"], "{:.1%}"),
                      _fmt(d["mc_entropy"]["auroc"]), _fmt(d["mc_entropy"]["fpr95"], "{:.1%}"),
                      _fmt(d["msp"]["mean_in"]), _fmt(d["msp"]["mean_out"])])
-    lines += [grid(header, rows), ""]
+    lines += [grid(header, rows), "",
+              detector_markdown(metrics["ood_stats"], metrics["outliers"], metrics["in_distribution"]["images"])]
     rows_by_setting: dict[str, list[dict]] = {s: [] for s in SETTINGS}
     for row in study.per_image():
         rows_by_setting[row["setting"]].append(row)
@@ -114,8 +116,16 @@ def markdown_report(study: Study, metrics: dict) -> str:
 
 
 def headline(metrics: dict) -> dict[str, dict]:
-    """Per model, its AUROC for each score: the figures DVC shows."""
-    return {name: {f"auroc_{score}": d[score]["auroc"] for score in SCORES} for name, d in metrics["detection"].items()}
+    """Per model, its AUROC for each score (energy where measured) and the max-softmax threshold
+    `cnnstudy predict` uses: the figures DVC shows."""
+    stats = metrics["ood_stats"]["detectors"]
+    result = {}
+    for name, d in metrics["detection"].items():
+        result[name] = {f"auroc_{score}": d[score]["auroc"] for score in SCORES}
+        if f"{name}/energy" in stats:
+            result[name]["auroc_energy"] = stats[f"{name}/energy"]["auroc"]["estimate"]
+        result[name]["msp_threshold95"] = d["msp"]["threshold95"]
+    return result
 
 
 def write_outputs(study: Study) -> dict:

@@ -56,6 +56,21 @@ def _epochs(value: Any) -> int | str:
     return value
 
 
+def _classes(value: Any) -> str | tuple:
+    """'all', or a list of at least two distinct classes (indices or names; checked against the
+    data set's class names by the prepare stage, which alone knows them)."""
+    if value == "all":
+        return value
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"expected 'all' or a list of classes, got {value!r}")
+    for entry in value:
+        if isinstance(entry, bool) or not ((isinstance(entry, int) and entry >= 0) or (isinstance(entry, str) and entry)):
+            raise ValueError(f"expected class indices (>= 0) or class names, got {entry!r}")
+    if len(value) < 2 or len(set(value)) != len(value):
+        raise ValueError(f"expected at least two distinct classes, got {list(value)}")
+    return tuple(value)
+
+
 def _per_class(value: Any) -> int | None:
     if value is None or value == "all":
         return None  # None means "all"
@@ -93,6 +108,7 @@ class PrepareParams:
     per_class: Annotated[Union[int, None], BeforeValidator(_per_class)]  # None means "all"
     split: SplitParams
     seed: Seed
+    classes: Annotated[Union[str, tuple], BeforeValidator(_classes)] = "all"  # "all" or a subset, renumbered 0..k-1
 
 
 @dataclass(frozen=True, config=CONFIG)

@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from cnnstudy import class_subset
 from cnnstudy.data import INFO_FILE, SPLITS
 from cnnstudy.registry import DATASETS, DIGITS, FILENAMES
 from cnnstudy.errors import DataError
@@ -69,6 +70,13 @@ def load_raw(directory: str | Path = Path("data/raw")) -> RawData:
     train = read_pair(directory / FILENAMES["train_images"], directory / FILENAMES["train_labels"], len(class_names))
     test = read_pair(directory / FILENAMES["test_images"], directory / FILENAMES["test_labels"], len(class_names))
     return RawData(name, class_names, *train, *test)
+
+
+def select_classes(raw: RawData, kept: Sequence[int]) -> RawData:
+    """The raw data with only the classes `kept` (indices), renumbered 0..k-1 (see class_subset)."""
+    return RawData(raw.dataset, class_subset.subset_names(raw.class_names, kept), raw.train_images,
+                   class_subset.remap_labels(raw.train_labels, kept), raw.test_images,
+                   class_subset.remap_labels(raw.test_labels, kept))
 
 
 # ---------------------------------------------------------------- splitting
@@ -133,7 +141,8 @@ def split_dataset(train_images: np.ndarray, train_labels: np.ndarray, test_image
 
     sources = {name: rng.permutation(np.concatenate(parts[name])) for name in SPLITS}
     if not params.pool:
-        sources["test"] = len(train_labels) + np.arange(len(test_labels))
+        # All of t10k in file order, less the classes prepare.classes leaves out.
+        sources["test"] = len(train_labels) + np.flatnonzero(test_labels < len(class_names))
     for name, src in sources.items():
         if len(src) == 0:
             raise DataError(f"prepare: the {name} split gets no images with prepare.per_class = "
@@ -177,10 +186,13 @@ def distribution_rows(splits: Mapping[str, Split], class_names: Sequence[str]) -
             for name, split in splits.items() for class_name, count in class_counts(split.labels, class_names).items()]
 
 
-def info(raw: RawData, params: PrepareParams, splits: Mapping[str, Split]) -> dict:
+def info(raw: RawData, params: PrepareParams, splits: Mapping[str, Split],
+         classes: Sequence[int] | None = None) -> dict:
+    subset = {} if classes is None else {"raw_classes": list(classes)}  # labels in the raw files
     return {
         "dataset": raw.dataset,
         "class_names": list(raw.class_names),
+        **subset,
         "image_shape": list(IMAGE_SHAPE),
         "pool": params.pool,
         "per_class": "all" if params.per_class is None else params.per_class,
@@ -194,19 +206,26 @@ def info(raw: RawData, params: PrepareParams, splits: Mapping[str, Split]) -> di
 def run_prepare(params: PrepareParams, raw_dir: str | Path = Path("data/raw"),
                 prepared_dir: str | Path = Path("data/prepared"),
                 metrics_file: str | Path = Path("metrics/data.json"),
-                plots_dir: str | Path = Path("plots/data")) -> dict:
+                plots_dir: str | Path = Path("plots/data"), classes=None) -> dict:
     """Read raw_dir, write the splits, metrics (the headline in metrics_file, the per-class
-    details in <metrics_file without .json>/details.json) and plots; return info.json's content."""
+    details in <metrics_file without .json>/details.json) and plots; return info.json's content.
+
+    classes: prepare.classes ('all' or None: every class; else a list of class indices or names).
+    """
     from cnnstudy import figures
     from cnnstudy.figures.data import class_distribution_figure, samples_figure
 
     prepared_dir, plots_dir = Path(prepared_dir), Path(plots_dir)
     raw = load_raw(raw_dir)
+    kept = class_subset.resolve_classes(classes, raw.class_names)
+    subset = kept != tuple(range(len(raw.class_names)))
+    if subset:
+        raw = select_classes(raw, kept)
     splits = split_dataset(raw.train_images, raw.train_labels, raw.test_images, raw.test_labels,
                            params, raw.class_names)
     for name, split in splits.items():
         write_npz(prepared_dir / f"{name}.npz", images=split.images, labels=split.labels, source=split.source)
-    summary = info(raw, params, splits)
+    summary = info(raw, params, splits, kept if subset else None)
     write_json(prepared_dir / INFO_FILE, summary)
     write_json(metrics_file, data_headline(raw.dataset, splits))
     write_json(Path(metrics_file).with_suffix("") / "details.json", data_metrics(raw.dataset, splits, raw.class_names))

@@ -78,7 +78,7 @@ def mc_dropout_proba(model, images: np.ndarray, seed: int, batch_size: int = 512
     finally:
         for generator, state in zip(generators, saved):
             generator.state.assign(state)
-    return np.concatenate(out) if out else np.zeros((0, 10))
+    return np.concatenate(out) if out else np.zeros((0, model.outputs[0].shape[-1]))
 
 
 def inference_repeats(model, images: np.ndarray, repeats: int) -> np.ndarray:
@@ -132,7 +132,19 @@ def query_model(model, name: str, outliers: np.ndarray, test_images: np.ndarray,
     accuracy = None if test_labels is None else float(np.mean(inference_in.argmax(1) == test_labels))
     return ModelQueries(name=name, dropout=dropout_rate(model), inference_out=repeats_out[0],
                         inference_in=inference_in, repeats_out=repeats_out, mc_out=mc[:, :len(outliers)],
-                        mc_in=mc[:, len(outliers):], test_accuracy=accuracy)
+                        mc_in=mc[:, len(outliers):], test_accuracy=accuracy,
+                        extra=energy_scores(model, test_images, outliers))
+
+
+def energy_scores(model, test_images: np.ndarray, outliers: np.ndarray) -> dict:
+    """{"energy": (test-split scores, outlier scores)}: the negative energy of the exact logits
+    (ood_stats.logits), or {} for a model without a softmax head to read them from."""
+    from cnnstudy.ood_stats import logits, negative_energy
+
+    try:
+        return {"energy": (negative_energy(logits(model, test_images)), negative_energy(logits(model, outliers)))}
+    except ValueError:
+        return {}
 
 
 def mc_spread(mc: np.ndarray, inference: np.ndarray) -> dict[str, np.ndarray]:

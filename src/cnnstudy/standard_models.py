@@ -56,7 +56,7 @@ def model_input(name: str, images: np.ndarray, input_size: int, chunk: int = 102
 
 
 # ---------------------------------------------------------------- builders
-def _lenet5(inputs):
+def _lenet5(inputs, num_classes: int = NUM_CLASSES):
     """LeNet-5 as published, with today's softmax output instead of the RBF units.
 
     C1 6@5x5, S2 2x2 average pooling, C3 16@5x5, S4 2x2 average pooling, C5 120@5x5
@@ -72,10 +72,10 @@ def _lenet5(inputs):
     x = layers.Conv2D(120, 5, activation="tanh", name="c5")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(84, activation="tanh", name="f6")(x)
-    return layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
 
 
-def _alexnet(inputs, seed: int):
+def _alexnet(inputs, seed: int, num_classes: int = NUM_CLASSES):
     """AlexNet (Krizhevsky et al. 2012) in spirit, for 32x32x3.
 
     Five conv layers then three dense layers, ReLU, overlapping 3x3/2 max-pooling after
@@ -97,7 +97,7 @@ def _alexnet(inputs, seed: int):
     x = layers.Dense(1024, activation="relu", name="fc6")(x)
     x = layers.Dropout(0.5, seed=seed + 1, name="drop7")(x)
     x = layers.Dense(1024, activation="relu", name="fc7")(x)
-    return layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
 
 
 APPLICATIONS = {
@@ -109,7 +109,7 @@ APPLICATIONS = {
 
 
 def build_standard(name: str, input_size: int = 32, seed: int = 42,
-                   bn_momentum: float | None = None) -> keras.Model:
+                   bn_momentum: float | None = None, num_classes: int = NUM_CLASSES) -> keras.Model:
     """Model `name` for the input `model_input(name, ...)` produces, taking pixels 0..255.
 
     bn_momentum: None keeps each BatchNormalization layer's own momentum (Keras' 0.99,
@@ -124,14 +124,14 @@ def build_standard(name: str, input_size: int = 32, seed: int = 42,
     inputs = keras.Input(shape, name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     if name == "lenet5":
-        model = keras.Model(inputs, _lenet5(x), name=name)
+        model = keras.Model(inputs, _lenet5(x, num_classes), name=name)
     elif name == "alexnet":
-        model = keras.Model(inputs, _alexnet(x, seed), name=name)
+        model = keras.Model(inputs, _alexnet(x, seed, num_classes), name=name)
     else:
         # input_tensor= builds the application on top of our Rescaling, as one flat model whose
         # input is `inputs` (keras.applications traces back to the source Input).
         builder = getattr(keras.applications, APPLICATIONS[name])
-        application = builder(include_top=True, weights=None, input_tensor=x, classes=NUM_CLASSES,
+        application = builder(include_top=True, weights=None, input_tensor=x, classes=num_classes,
                               classifier_activation=None, name=name)
         # Softmax in float32, as the study's CNN: stable under mixed precision (train.precision).
         outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(application.output)

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from cnnstudy import runtime
-from cnnstudy.models import build_cnn
+from cnnstudy.models import NUM_CLASSES, build_cnn
 from cnnstudy.params import TrainParams
 from cnnstudy.training import TrainResult, compile_model, fit
 
@@ -25,11 +25,12 @@ from cnnstudy.training import TrainResult, compile_model, fit
 PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 2
 
 
-def new_cnn(cfg: TrainParams, name: str = "cnn", steps: int | None = None) -> keras.Model:
+def new_cnn(cfg: TrainParams, name: str = "cnn", steps: tuple[int, int] | None = None,
+            num_classes: int = NUM_CLASSES) -> keras.Model:
     """A freshly initialised, compiled CNN: the seed comes first, so the weights depend on cfg.seed alone.
     `steps`: (steps per epoch, epochs) of the coming fit, which a cosine schedule needs."""
     runtime.seed_everything(cfg.seed)
-    return compile_model(build_cnn(cfg, name=name), cfg.optimizer, learning_rate(cfg, steps), loss=cfg.loss,
+    return compile_model(build_cnn(cfg, name=name, num_classes=num_classes), cfg.optimizer, learning_rate(cfg, steps), loss=cfg.loss,
                          momentum=cfg.momentum, nesterov=cfg.nesterov)
 
 
@@ -62,8 +63,9 @@ def schedule_callbacks(cfg: TrainParams, validated: bool) -> list:
 
 def train_cnn(cfg: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray] | None,
               epochs: int, name: str = "cnn", callbacks: list | None = None, log_dir: str | Path | None = None,
-              verbose: int = 0) -> tuple[keras.Model, TrainResult]:
-    model = new_cnn(cfg, name, steps=(math.ceil(len(train[1]) / cfg.batch_size), epochs))
+              verbose: int = 0, num_classes: int = NUM_CLASSES) -> tuple[keras.Model, TrainResult]:
+    model = new_cnn(cfg, name, steps=(math.ceil(len(train[1]) / cfg.batch_size), epochs),
+                    num_classes=num_classes)
     callbacks = [*schedule_callbacks(cfg, val is not None), *(callbacks or [])]
     return model, fit(model, train, val, epochs, cfg.batch_size, callbacks=callbacks, log_dir=log_dir,
                       verbose=verbose)

@@ -1,0 +1,155 @@
+"""The inspect stages' outputs: figures (digits drawn alike), errors, layer table, saliency,
+cross-model recall and confusions; stages/inspect.py run in a project directory."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cnnstudy import runtime
+
+runtime.select_device("cpu")
+
+from cnnstudy import image_prep, inspect_outputs, inspection  # noqa: E402
+from cnnstudy.figures import inspect as F  # noqa: E402
+from cnnstudy.params import REPO_ROOT  # noqa: E402
+from cnnstudy.summary import read_history  # noqa: E402
+from cnnstudy.train_cnn import train_cnn  # noqa: E402
+
+CLASSES = tuple("0123456789")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, digits, tiny):
+    """models/baseline.keras, dvclive/baseline, data/prepared and data/outliers, as after make repro."""
+    root = tmp_path_factory.mktemp("inspect")
+    images, labels = digits
+    model, _ = train_cnn(tiny, (images[:300], labels[:300]), (images[300:350], labels[300:350]), 2,
+                         log_dir=root / "dvclive" / "baseline")
+    (root / "models").mkdir()
+    model.save(root / "models" / "baseline.keras")
+    prepared = root / "data" / "prepared"
+    prepared.mkdir(parents=True)
+    for split, part in (("train", slice(0, 300)), ("val", slice(300, 350)), ("test", slice(300, 400))):
+        np.savez(prepared / f"{split}.npz", images=images[part], labels=labels[part],
+                 source=np.arange(400)[part])
+    (prepared / "info.json").write_text(json.dumps({"dataset": "mnist-sample", "class_names": list(CLASSES)}))
+    shutil.copytree(REPO_ROOT / "data" / "outliers", root / "data" / "outliers")
+    return {"root": root, "model": model, "test": (images[300:400], labels[300:400])}
+
+
+def digit_axes_style(fig) -> set:
+    """(cmap, vmin, vmax) of every image drawn from digit pixels (28x28 uint8) in the figure."""
+    styles = set()
+    for ax in fig.axes:
+        for image in ax.get_images():
+            if image.get_array().shape == (28, 28) and image.get_array().dtype == np.uint8:
+                styles.add((image.get_cmap().name, *image.get_clim()))
+    return styles
+
+
+def test_inspect_model_writes_everything(project, tmp_path):
+    model, test = project["model"], project["test"]
+    images, _ = image_prep.load_folder(project["root"] / "data" / "outliers")
+    history = read_history(project["root"] / "dvclive" / "baseline")
+    summary = inspect_outputs.inspect_model(model, "baseline", test, CLASSES, tmp_path, outlier_images=images[:4],
+                                            history=history, feature_indices=[0, 5])  # the stage test: default
+    for name in ("errors.png", "errors.csv", "layers.md", "filters.png", "kernels_deeper.png", "history.png",
+                 "feature_maps.png", "saliency_digits.png", "saliency_outliers.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    predicted = model.predict_on_batch(test[0][..., None]).argmax(1)
+    wrong = int(np.sum(predicted != test[1]))
+    assert summary["mistakes"] == wrong > 0
+    with open(tmp_path / "errors.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == wrong
+    confidences = [float(r["confidence"]) for r in rows]
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(r["true"] != r["predicted"] for r in rows)
+    assert f"Total: {model.count_params():,} parameters." in (tmp_path / "layers.md").read_text()
+    assert summary["saliency"]["max_completeness_gap"] < 0.02
+    assert len(history["val_loss"]) == 2
+
+
+def test_digits_are_drawn_alike_in_every_figure(project):
+    images, labels = project["test"]
+    mistakes = inspection.mistakes(labels, (labels + 1) % 10, np.full((len(labels), 10), 0.1))
+    maps = inspection.feature_maps(project["model"], images[:3])
+    figures = [F.error_gallery(images, mistakes, CLASSES, "errors", limit=5),
+               F.feature_maps_figure(images[:3], labels[:3], maps, CLASSES, "maps"),
+               F.saliency_figure(images[:2], np.random.default_rng(0).normal(size=(2, 28, 28)), ["a", "b"], "s")]
+    for fig in figures:
+        assert digit_axes_style(fig) == {("gray_r", 0.0, 255.0)}
+    gallery = figures[0]
+    titles = [ax.get_title() for ax in gallery.axes if ax.get_title()]
+    assert titles[0] == f"{labels[0]}→{(labels[0] + 1) % 10} 0.10" and len(titles) == 5
+    assert "first 5 of 100" in gallery._suptitle.get_text()
+
+
+def test_history_and_filter_figures(project):
+    history = {"accuracy": [0.5, 0.8], "val_accuracy": [0.6, 0.7], "loss": [1.0, 0.5], "val_loss": [0.9, 0.95]}
+    fig = F.history_figure(history, "h")
+    assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]
+    filters = inspection.first_layer_filters(project["model"])
+    fig = F.filters_figure(filters, "f")
+    kernels = [im for ax in fig.axes for im in ax.get_images()]
+    assert len(kernels) == len(filters) and kernels[0].get_clim()[0] == -kernels[0].get_clim()[1]
+
+
+def test_across_models_tables(tmp_path):
+    a = np.diag([9] * 10)
+    a[7, 9] = 6
+    a[4, 9] = 2
+    b = np.diag([10] * 10)
+    b[7, 9] = 1
+    result = inspect_outputs.across_models({"baseline": a, "wide": b}, CLASSES, tmp_path, tmp_path / "inspect.md")
+    text = (tmp_path / "inspect.md").read_text()
+    assert "- **baseline** predicts 7 as 9 six times; predicts 4 as 9 twice." in text
+    assert "| 7 | 9 | 7 | 6 | 1 |" in text
+    assert result["confused_pairs"][0] == {"true": "7", "predicted": "9", "total": 7, "per_model": {"baseline": 6, "wide": 1}}
+    assert result["recall"]["baseline"][7] == pytest.approx(9 / 15)
+    assert (tmp_path / "recall.png").stat().st_size > 0
+    assert (tmp_path / "recall.csv").read_text().splitlines()[2].startswith("wide,1,")
+
+
+def test_inspect_stage_in_a_project(project):
+    root = project["root"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "stages" / "inspect_model.py"), "baseline"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = root / "plots" / "inspect" / "baseline"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == "baseline" and summary["saliency"]["method"] == "integrated gradients"
+    assert (out / "saliency_outliers.png").stat().st_size > 0
+    assert done.stdout.startswith(f"inspect_model@baseline: {summary['mistakes']} mistakes of 100")
+    missing = subprocess.run([sys.executable, str(REPO_ROOT / "stages" / "inspect_model.py"), "batch_norm"], cwd=root,
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: models/batch_norm.keras: missing; run `dvc repro train@batch_norm`"
+
+
+def test_recorded_predictions_only(project, tmp_path):
+    """A standard model whose file was not kept: architecture and recorded classes."""
+    from cnnstudy.standard_models import build_standard
+
+    images, labels = project["test"]
+    predicted = labels.copy()
+    predicted[[3, 50]] = (labels[[3, 50]] + 1) % 10
+    model = build_standard("lenet5")
+    summary = inspect_outputs.inspect_predictions(model, "lenet5", (images, labels), CLASSES, tmp_path, predicted,
+                                                  history={"loss": [1.0], "val_loss": [1.2]})
+    assert summary["mistakes"] == 2 and summary["test_accuracy"] == 0.98
+    assert summary["most_confident_mistakes"][0] == {"test_index": 3, "true": str(labels[3]),
+                                                     "predicted": str((labels[3] + 1) % 10), "confidence": None}
+    assert (tmp_path / "errors.csv").read_text().splitlines()[1] == f"3,{labels[3]},{(labels[3] + 1) % 10},"
+    assert "| c1 | Conv2D | (N, 28, 28, 6) | 156 |" in (tmp_path / "layers.md").read_text()
+    assert (tmp_path / "history.png").exists() and not (tmp_path / "filters.png").exists()
