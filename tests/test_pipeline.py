@@ -149,7 +149,7 @@ def test_metrics_are_the_headline_figures_only(repo):
     assert list(files["metrics/models.json"]["data"]) == models
     assert all(set(figures) == headline for figures in files["metrics/models.json"]["data"].values())
     assert set(files["metrics/compare.json"]["data"]["lenet5"]) == headline
-    assert files["metrics/outliers.json"]["data"]["baseline"].keys() == {"auroc_msp", "auroc_mc_entropy"}
+    assert files["metrics/outliers.json"]["data"]["baseline"].keys() == {"auroc_msp", "auroc_energy"}
     assert files["metrics/models.json"]["data"]["baseline"]["accuracy"] == read(repo, "metrics/eval/baseline.json")[
         "accuracy"]
     # A handful of scalars per model (it was every per-class figure: ~90 KB for four tiny models).
