@@ -88,7 +88,7 @@ def test_repro_writes_every_output(repo):
     assert sum(data["images"].values()) == 300
     assert set(read(repo, "metrics/data/details.json")["train"]["per_class"].values()) == {18}
     summary = read(repo, "metrics/summary.json")
-    assert list(summary) == ["baseline", "lr_high", "dropout_high"]
+    assert list(summary) == ["baseline", "lr_high", "dropout_high", "tuned"]  # tuned: the sweep's best, refit
     for name in summary:
         assert (repo / "models" / f"{name}.keras").is_file()
         assert 0.0 <= read(repo, f"metrics/eval/{name}.json")["accuracy"] <= 1.0
@@ -142,9 +142,9 @@ def test_metrics_are_the_headline_figures_only(repo):
     assert "per_class" not in shown and "confusion_matrix" not in shown and "per_fold" not in shown
     metrics = json.loads(shown)
     files = next(iter(metrics.values()))["data"]
-    models = ["baseline", "lr_high", "dropout_high"]
+    models = ["baseline", "lr_high", "dropout_high", "tuned"]
     assert set(files) == {"metrics/data.json", "metrics/kfold.json", "metrics/models.json", "metrics/compare.json",
-                          "metrics/outliers.json"}
+                          "metrics/outliers.json", "metrics/sweep.json"}
     headline = {"accuracy", "loss", "f1_macro", "model_file_mb", "train_time_s"}
     assert list(files["metrics/models.json"]["data"]) == models
     assert all(set(figures) == headline for figures in files["metrics/models.json"]["data"].values())
