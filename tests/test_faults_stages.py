@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -25,6 +26,8 @@ import yaml
 
 from cnnstudy.params import REPO_ROOT
 
+# "baseline: epoch 1/1 done in 2 s, accuracy ...; 2 s elapsed" and the like
+PROGRESS_LINE = re.compile(r"^([\w@.-]+: )?(epoch|fold) ")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
 
 
@@ -50,11 +53,13 @@ def stage(root: Path, *args, timeout=300, **kw) -> subprocess.CompletedProcess:
 
 
 def assert_one_line_error(proc, *needles, code=1):
-    err = proc.stderr.strip()
+    # Training progress lines (cnnstudy.progress) share stderr; the failure is one line, the last.
+    lines = [line for line in proc.stderr.strip().splitlines() if not PROGRESS_LINE.match(line)]
     assert proc.returncode == code, (proc.returncode, proc.stdout[-2000:], proc.stderr[-3000:])
     assert "Traceback" not in proc.stderr, proc.stderr
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: ")
+    assert len(lines) == 1, proc.stderr
+    err = lines[0]
+    assert err.startswith("error: ") and proc.stderr.strip().endswith(err), proc.stderr
     for needle in needles:
         assert needle in err, err
     return err
@@ -234,9 +239,9 @@ def test_ctrl_c_during_training_is_one_line_and_keeps_the_old_model(ws):
         proc = subprocess.Popen([sys.executable, "stages/train.py", "baseline"], cwd=ws, env=ENV,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # wait until the epochs run
-            line = proc.stdout.readline()
-            if "Epoch 2/" in line or not line:
+        while time.monotonic() < deadline:  # wait until the epochs run (progress lines are on stderr)
+            line = proc.stderr.readline()
+            if "epoch 2/" in line or not line:
                 break
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
