@@ -49,7 +49,10 @@ def main() -> None:
     for key, title, ylabel, stem in ACCURACY_BARS:
         caption = ("▲/▼: McNemar's test against the baseline on the same test images, Holm-corrected over the "
                    "variants" if key == "test_accuracy" else "")
-        figures.save(accuracy_figure(names, [row[key] for row in rows], images[key], title, ylabel,
+        # the tuned model, refit on train + validation, has no validation accuracy of its own
+        shown = [i for i, row in enumerate(rows) if row[key] is not None]
+        figures.save(accuracy_figure([names[i] for i in shown], [rows[i][key] for i in shown],
+                                     [images[key][i] for i in shown], title, ylabel,
                                      significant=marks if key == "test_accuracy" else None, caption=caption),
                      Path("plots/summary") / f"{stem}.png")
     for key, title, ylabel, stem, fmt in BARS:

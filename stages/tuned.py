@@ -32,11 +32,12 @@ def main() -> None:
     device = runtime.describe_device(cfg.device)
     precision = runtime.resolve_precision(cfg.precision, device["device"])
     runtime.set_precision(precision)
-    _, data = load_splits(DATA_DIR, ("train", "val"))  # never the test split
+    class_names, data = load_splits(DATA_DIR, ("train", "val"))  # never the test split
     selection = {"select": settings.select, "max_epochs": settings.epochs}
     epochs = settings.epochs
     if settings.select == "validation":
-        _, probe = train_cnn(cfg, data["train"], data["val"], settings.epochs, name=f"{NAME}_probe", verbose=2)
+        _, probe = train_cnn(cfg, data["train"], data["val"], settings.epochs, name=f"{NAME}_probe", verbose=2,
+                             num_classes=len(class_names))
         epochs = best_epoch(probe.history)
         selection.update(val_loss=probe.history["val_loss"], val_accuracy=probe.history["val_accuracy"],
                          chosen_epochs=epochs)
@@ -44,7 +45,7 @@ def main() -> None:
     changes = config_changes(cfg, params.train)
     print(f"{NAME}: {changes}; refit on train + validation for {epochs} epochs")
     model, result = train_cnn(cfg, train_plus_val(data["train"], data["val"]), None, epochs, name=NAME,
-                              log_dir=Path("dvclive") / NAME, verbose=2)
+                              log_dir=Path("dvclive") / NAME, verbose=2, num_classes=len(class_names))
     save_model(model, Path("models") / f"{NAME}.keras")
     write_json(Path("metrics/train") / f"{NAME}.json", {
         "model": NAME,

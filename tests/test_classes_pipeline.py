@@ -26,7 +26,9 @@ KEPT = [3, 5, 8, 0, 9]  # renumbered 0..4 in this order
 def five_class_params() -> dict:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["prepare"].update(per_class=20, classes=KEPT)
-    params["train"].update(filters=[4, 8], dense_units=16, batch_size=32, epochs=1)  # no k-fold
+    params["train"].update(filters=[4, 8], dense=[16], batch_size=32, epochs=1)  # no k-fold
+    params["sweep"].update(space={"optimizer": ["adam"], "lr": [0.001, 0.01]}, search="grid", epochs=1)
+    params["tuned"].update(select="validation", epochs=2)
     params["variants"] = {"baseline": {}}
     params["outliers"].update(repeats=2, seeds=[])
     params["compare"].update(models=["lenet5"], epochs=1, max_train_images=60, keep_models=["lenet5"])
@@ -66,6 +68,7 @@ def test_every_stage_follows_the_subset(repo):
             assert set(np.unique(npz["labels"])) == set(range(5))
     assert keras.models.load_model(repo / "models" / "baseline.keras").outputs[0].shape[-1] == 5
     assert keras.models.load_model(repo / "models" / "compare" / "lenet5.keras").outputs[0].shape[-1] == 5
+    assert keras.models.load_model(repo / "models" / "tuned.keras").outputs[0].shape[-1] == 5  # the sweep's best
     assert np.asarray(read(repo, "metrics/eval/baseline.json")["confusion_matrix"]).shape == (5, 5)
     with np.load(repo / "metrics" / "eval" / "baseline" / "predictions.npz") as npz:
         assert npz["probabilities"].shape[1] == 5

@@ -54,8 +54,10 @@ def within_spread(row: dict, spread: dict | None) -> bool | None:
 
 
 def chosen_on_validation(rows: list[dict]) -> dict:
-    """The model with the best validation accuracy (the baseline on a tie)."""
-    return max(rows, key=lambda r: (r["val_accuracy"], r["model"] == BASELINE))
+    """The model with the best validation accuracy (the baseline on a tie). A model without one
+    (the tuned model: refit on train + validation, chosen on validation by the sweep) is not a candidate."""
+    candidates = [r for r in rows if r["val_accuracy"] is not None]
+    return max(candidates, key=lambda r: (r["val_accuracy"], r["model"] == BASELINE))
 
 
 def _points(delta: float) -> str:

@@ -69,7 +69,9 @@ def run_trial(config: dict, train: tuple, val: tuple, report: Report, use_gpu: b
     fixed = {**where(), "device": info["device"], "backend": info["backend"], "precision": precision,
              "parameters": sum(parameter_counts(cfg.filters, cfg.kernel_size, cfg.dense, cfg.batch_norm))}
     # The train stage's sequence (seed, build, compile, schedule, early stopping, fit).
-    _, result = train_cnn(cfg, train, val, cfg.epochs, name="trial", callbacks=[_EpochReport(report, fixed, started)])
+    classes = int(max(train[1].max(), val[1].max())) + 1  # prepare.classes keeps k classes, labelled 0..k-1
+    _, result = train_cnn(cfg, train, val, cfg.epochs, name="trial", callbacks=[_EpochReport(report, fixed, started)],
+                          num_classes=classes)
     return {**fixed, **_epoch_metrics(result.history, len(result.epoch_seconds)),
             "train_time_s": round(result.train_time_s, 3),
             "trial_time_s": round(time.perf_counter() - started, 3)}
