@@ -90,5 +90,6 @@ def test_predict_names_the_kept_classes(repo):
     out = run([str(Path(sys.executable).parent / "cnnstudy"), "predict", "--json", str(digit)], repo)
     answer = json.loads(out)
     assert answer["class"] in {str(c) for c in KEPT} and len(answer["top3"]) == 3
-    threshold = read(repo, "metrics/outliers/details.json")["detection"]["baseline"]["msp"]["threshold95"]
+    assert answer["model"] == "tuned"  # the default: the tuned model once its stage has run
+    threshold = read(repo, "metrics/outliers/details.json")["detection"]["tuned"]["msp"]["threshold95"]
     assert answer["ood_threshold"] == pytest.approx(threshold, abs=1e-6)

@@ -86,6 +86,11 @@ def cluster():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        # Ray caches the auth mode and token in this process: drop them, or the next test's local
+        # Ray (started without this token) refuses its own driver with InvalidAuthToken.
+        from ray._private.authentication_test_utils import reset_auth_token_state
+
+        reset_auth_token_state()
 
 
 def with_signal(proc: psutil.Process, sig: int) -> None:
