@@ -6,8 +6,6 @@ outlier study, the inspect stages, the report, and `cnnstudy predict`'s class na
 
 import json
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 import yaml
 
 from cnnstudy.params import REPO_ROOT
-from test_pipeline import GENERATED, dvc, git, run
+from test_pipeline import run, tiny_repo
 
 pytestmark = pytest.mark.slow
 
@@ -37,20 +35,7 @@ def five_class_params() -> dict:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("classes")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\n")
-    for name in filter(None, files):
-        if name.startswith(GENERATED) or not (REPO_ROOT / name).is_file():
-            continue
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(five_class_params(), sort_keys=False))
-    git("init", "-q", "-b", "main", cwd=root)
-    git("add", "-A", cwd=root)
-    git("commit", "-qm", "five classes", cwd=root)
-    dvc("repro", cwd=root)
-    return root
+    return tiny_repo(tmp_path_factory.mktemp("classes"), five_class_params(), "five classes")
 
 
 def read(repo, path):

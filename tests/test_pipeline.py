@@ -58,10 +58,9 @@ def git(*args, cwd):
     return run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd)
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """A git repo holding the project's source files (no generated outputs) and tiny params."""
-    root = tmp_path_factory.mktemp("pipeline")
+def tiny_repo(root: Path, params: dict, message: str) -> Path:
+    """A git repo at `root` holding the project's source files (no generated outputs) and `params`,
+    after one `dvc repro`."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
                            capture_output=True, text=True, check=True).stdout.split("\n")
     for name in filter(None, files):
@@ -69,11 +68,18 @@ def repo(tmp_path_factory):
             continue
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git("init", "-q", "-b", "main", cwd=root)
     git("add", "-A", cwd=root)
-    git("commit", "-qm", "tiny", cwd=root)
+    git("commit", "-qm", message, cwd=root)
     dvc("repro", cwd=root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """The project with tiny params, reproduced once and committed with its results."""
+    root = tiny_repo(tmp_path_factory.mktemp("pipeline"), tiny_params(), "tiny")
     git("add", "-A", cwd=root)
     git("commit", "-qm", "results", cwd=root)
     return root
