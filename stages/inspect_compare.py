@@ -9,13 +9,11 @@ Usage: python stages/inspect_compare.py <name from compare.models>
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from cnnstudy import runtime  # noqa: E402
-from cnnstudy.errors import DataError, StudyError  # noqa: E402
-from cnnstudy.files import read_stage_json  # noqa: E402
-from cnnstudy.params import load_params  # noqa: E402
-from cnnstudy.stage import run  # noqa: E402
+from cnnstudy import runtime
+from cnnstudy.errors import DataError, StudyError
+from cnnstudy.files import read_stage_json
+from cnnstudy.params import load_params
+from cnnstudy.stage import run
 
 FIX = "run `dvc repro compare`"
 # compare.py's outputs (named here: importing compare.py would make this rendering stage a training one)

@@ -8,12 +8,10 @@ Usage: python stages/inspect_model.py <model>
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from cnnstudy import runtime  # noqa: E402
-from cnnstudy.errors import StudyError  # noqa: E402
-from cnnstudy.params import load_params  # noqa: E402
-from cnnstudy.stage import run  # noqa: E402
+from cnnstudy import runtime
+from cnnstudy.errors import StudyError
+from cnnstudy.params import load_params
+from cnnstudy.stage import run
 
 
 def main() -> None:

@@ -5,14 +5,11 @@ counts (metrics/inspect.md, plots/inspect/recall.png, recall.csv, metrics/inspec
 Usage: python stages/inspect_summary.py
 """
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from cnnstudy.files import read_stage_json, write_json  # noqa: E402
-from cnnstudy.params import load_params  # noqa: E402
-from cnnstudy.stage import run  # noqa: E402
+from cnnstudy.files import read_stage_json, write_json
+from cnnstudy.params import load_params
+from cnnstudy.stage import run
 
 
 def main() -> None:
