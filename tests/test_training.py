@@ -37,6 +37,7 @@ def test_batch_norm_and_augment_add_layers_but_keep_the_input():
     aug = build_cnn(dataclasses.replace(base, augment=True))
     assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in bn.layers)
     assert any(isinstance(layer, keras.layers.RandomRotation) for layer in aug.layers)
+    assert any(isinstance(layer, keras.layers.RandomZoom) for layer in aug.layers)
     assert aug.count_params() == 241_546  # augmentation has no weights
     assert bn.input_shape == aug.input_shape == (None, 28, 28, 1)
 
