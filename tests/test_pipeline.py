@@ -2,7 +2,10 @@
 
 Runs `dvc repro`, a no-op repro, a forced re-training (determinism across
 processes), a one-variant change (only that variant reruns), `dvc exp run -S`,
-`dvc metrics diff` and `dvc plots show`. A few minutes on two cores.
+`dvc metrics diff`, `dvc plots show` and a queued experiment. The tiny run keeps five
+classes (prepare.classes), so the same run also shows every stage following a class
+subset: the models' output size, the confusion matrices, the outlier study, the inspect
+stages, the report and `cnnstudy predict`'s class names. A few minutes on two cores.
 """
 
 import json
@@ -22,12 +25,13 @@ from cnnstudy.params import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
+KEPT = [3, 5, 8, 0, 9]  # prepare.classes of the tiny run, renumbered 0..4 in this order
 GENERATED = ("dvc.lock", "metrics/", "plots/", "dvclive/", "models/", "data/raw/", "data/prepared/", "reports/")
 
 
 def tiny_params() -> dict:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["prepare"]["per_class"] = 30
+    params["prepare"].update(per_class=30, classes=KEPT)
     params["kfold"].update(folds=2, max_epochs=2, patience=1)
     params["train"].update(filters=[4, 8], dense=[16], batch_size=32)
     params["variants"] = {"baseline": {}, "lr_high": {"lr": 0.01}, "dropout_high": {"dropout": 0.4}}
@@ -91,7 +95,7 @@ def read(repo, path):
 
 def test_repro_writes_every_output(repo):
     data = read(repo, "metrics/data.json")
-    assert sum(data["images"].values()) == 300
+    assert sum(data["images"].values()) == 150
     assert set(read(repo, "metrics/data/details.json")["train"]["per_class"].values()) == {18}
     summary = read(repo, "metrics/summary.json")
     assert list(summary) == ["baseline", "lr_high", "dropout_high", "tuned"]  # tuned: the sweep's best, refit
@@ -115,6 +119,44 @@ def test_repro_writes_every_output(repo):
         assert section in report, section
     for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report):
         assert (repo / "reports" / link).resolve().is_file(), link
+
+
+def test_every_stage_follows_the_subset(repo):
+    import keras
+
+    names = [str(c) for c in KEPT]
+    info = read(repo, "data/prepared/info.json")
+    assert info["class_names"] == names and info["raw_classes"] == KEPT
+    for split in ("train", "val", "test"):
+        with np.load(repo / "data" / "prepared" / f"{split}.npz") as npz:
+            assert set(np.unique(npz["labels"])) == set(range(5))
+    assert keras.models.load_model(repo / "models" / "baseline.keras").outputs[0].shape[-1] == 5
+    assert keras.models.load_model(repo / "models" / "compare" / "lenet5.keras").outputs[0].shape[-1] == 5
+    assert keras.models.load_model(repo / "models" / "tuned.keras").outputs[0].shape[-1] == 5  # the sweep's best
+    assert np.asarray(read(repo, "metrics/eval/baseline.json")["confusion_matrix"]).shape == (5, 5)
+    with np.load(repo / "metrics" / "eval" / "baseline" / "predictions.npz") as npz:
+        assert npz["probabilities"].shape[1] == 5
+    per_image = (repo / "metrics" / "outliers.csv").read_text().splitlines()
+    column = per_image[0].split(",").index("predicted")
+    assert {row.split(",")[column] for row in per_image[1:]} <= set(names)
+    recall = read(repo, "metrics/inspect.json")["recall"]
+    assert set(recall) == {"baseline", "lr_high", "dropout_high", "lenet5"} and all(len(r) == 5 for r in recall.values())
+    assert (repo / "plots" / "inspect" / "baseline" / "feature_maps.png").stat().st_size > 0
+    assert (repo / "plots" / "inspect" / "lenet5" / "saliency_outliers.png").stat().st_size > 0
+    report = (repo / "reports" / "study.md").read_text()
+    assert "## 10. What the networks learned and where they fail" in report and "### lenet5" in report
+    for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report):
+        assert (repo / "reports" / link).resolve().is_file(), link
+
+
+def test_predict_names_the_kept_classes(repo):
+    digit = next(p for p in sorted((REPO_ROOT / "data" / "outliers").iterdir()) if p.suffix == ".png")
+    out = run([str(Path(sys.executable).parent / "cnnstudy"), "predict", "--json", str(digit)], repo)
+    answer = json.loads(out)
+    assert answer["class"] in {str(c) for c in KEPT} and len(answer["top3"]) == 3
+    assert answer["model"] == "tuned"  # the default: the tuned model once its stage has run
+    threshold = read(repo, "metrics/outliers/details.json")["detection"]["tuned"]["msp"]["threshold95"]
+    assert answer["ood_threshold"] == pytest.approx(threshold, abs=1e-6)
 
 
 def test_second_repro_has_nothing_to_do(repo):
