@@ -1,9 +1,10 @@
 """Backend set-up shared by every stage that trains or runs a model, in the order a stage calls it.
 
-`select_device` runs before Keras (and so the backend) is imported (devices.py); `describe_device`,
-`resolve_precision`/`set_precision` (precision.py) and `seed_everything` run after, then the stage
-builds, compiles and fits its model inside `distribution_scope(device_info)` (distribution.py:
-data parallel where there are several devices). Stages import all of them from here.
+`select_device` runs before Keras (and so the backend) is imported (devices.py); `set_up` (the
+device check of `describe_device`, then `resolve_precision`/`set_precision` of precision.py) and
+`seed_everything` run after, then the stage builds, compiles and fits its model inside
+`distribution_scope(device_info)` (distribution.py: data parallel where there are several devices).
+Stages import all of them from here.
 
 Everything backend-specific lives in those modules, behind a check of the active backend:
 models.py and training.py use the Keras API only, so they run on JAX as well (tests/test_jax.py).
@@ -20,7 +21,7 @@ from cnnstudy.precision import cpu_has_native_bf16, resolve_precision, set_preci
 
 __all__ = ["backend_name", "clear_session", "cpu_has_native_bf16", "describe_device", "distribution_scope",
            "gpu_names", "onednn_enabled", "resolve_precision", "restore_session_state", "seed_everything",
-           "select_device", "set_precision", "split_cpu"]
+           "select_device", "set_precision", "set_up", "split_cpu"]
 
 
 def describe_device(device: str) -> dict:
@@ -30,6 +31,16 @@ def describe_device(device: str) -> dict:
         # and listing logical devices (devices.check_device) starts it.
         distribution.tf_strategy(device)
     return devices.check_device(device)
+
+
+def set_up(device: str, precision: str) -> tuple[dict, str]:
+    """What every stage that runs a model does after select_device and importing Keras: check the
+    device (describe_device), then set the precision train.precision resolves to on it.
+    Returns (device_info, resolved precision) for the stage's metrics."""
+    info = describe_device(device)
+    resolved = resolve_precision(precision, info["device"])
+    set_precision(resolved)
+    return info, resolved
 
 
 def seed_everything(seed: int) -> None:
