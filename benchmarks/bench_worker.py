@@ -65,7 +65,7 @@ def worker(spec: dict) -> dict:
     out: dict = {}
     if spec["path"] == "A":
         keras.utils.set_random_seed(cfg.seed)
-        model = _reference_model(keras, cfg)
+        model = reference_model(keras, cfg)
         from cnnstudy.training import OPTIMIZERS
 
         # Plain compile on purpose (the reference), with the project's one optimizer table.
@@ -171,7 +171,7 @@ def bench_timer(keras, batch_times: bool = False):
     return BatchTimer() if batch_times else BenchTimer()
 
 
-def _reference_model(keras, cfg):
+def reference_model(keras, cfg):
     if cfg.batch_norm or cfg.augment:
         raise SystemExit("bench: the reference A mirrors the plain baseline; set train.batch_norm and "
                          "train.augment to false")
@@ -179,8 +179,10 @@ def _reference_model(keras, cfg):
     for filters in cfg.filters:
         layers += [keras.layers.Conv2D(filters, cfg.kernel_size, padding="same", activation="relu"),
                    keras.layers.MaxPooling2D(2)]
-    layers += [keras.layers.Flatten(), keras.layers.Dense(cfg.dense_units, activation="relu"),
-               keras.layers.Dropout(cfg.dropout), keras.layers.Dense(10, activation="softmax")]
+    layers.append(keras.layers.Flatten())
+    for units in cfg.dense:
+        layers += [keras.layers.Dense(units, activation="relu"), keras.layers.Dropout(cfg.dropout)]
+    layers.append(keras.layers.Dense(10, activation="softmax"))
     return keras.Sequential(layers)
 
 

@@ -20,24 +20,23 @@ import datetime as dt
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from cnnstudy.data import load_splits
+from cnnstudy.files import write_json
+from cnnstudy.params import load_params
+from cnnstudy.sweep_cache import TrialCache
+from cnnstudy.sweep_run import run_sweep
+from cnnstudy.sweep_space import explicit_overrides, trial_config
+from cnnstudy.sweep_trial import run_trial
+
+# None of the imports above starts Keras; these must be set before something does.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from cnnstudy.data import load_splits  # noqa: E402
-from cnnstudy.files import write_json  # noqa: E402
-from cnnstudy.params import load_params  # noqa: E402
-from cnnstudy.sweep_cache import TrialCache  # noqa: E402
-from cnnstudy.sweep_run import run_sweep  # noqa: E402
-from cnnstudy.sweep_space import explicit_overrides, trial_config  # noqa: E402
-from cnnstudy.sweep_trial import run_trial  # noqa: E402
-
+ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / "data" / "prepared"
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -55,7 +54,7 @@ def main() -> None:
     if args.address is not None:
         sweep = dataclasses.replace(sweep, address=args.address)
     if args.small:
-        train = dataclasses.replace(train, filters=(8, 16), dense_units=32)
+        train = dataclasses.replace(train, filters=(8, 16), dense=(32,))
     if sweep.search == "optuna":
         raise SystemExit("sweep_bench: needs search grid or random (a fixed list of trials to run both ways)")
     overrides = explicit_overrides(sweep, train.seed)

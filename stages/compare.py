@@ -23,9 +23,7 @@ def main() -> None:
 
     start = time.perf_counter()
     data = load_prepared()
-    device = runtime.describe_device(cfg.device)
-    precision = runtime.resolve_precision(cfg.precision, device["device"])
-    runtime.set_precision(precision)
+    device, precision = runtime.set_up(cfg.device, cfg.precision)
     kept = [name for name in settings.models if name in settings.keep_models]
     compare.clean_models_dir(kept)
 

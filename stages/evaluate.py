@@ -3,20 +3,17 @@
 Usage: python stages/evaluate.py <model>
 """
 
-import sys
 from pathlib import Path
 
 from cnnstudy import runtime
-from cnnstudy.errors import DataError, StudyError
+from cnnstudy.errors import DataError
 from cnnstudy.files import read_stage_json, write_csv, write_json
 from cnnstudy.params import TUNED, load_params
-from cnnstudy.stage import run
+from cnnstudy.stage import model_argument, run
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        raise StudyError("usage: python stages/evaluate.py <model name from params.yaml variants>")
-    name = sys.argv[1]
+    name = model_argument()
     params = load_params()
     # the tuned model's seed and device are train's (the sweep varies neither)
     cfg = params.train if name == TUNED else params.model(name)

@@ -5,19 +5,15 @@ digits and outliers, accuracy/loss per epoch, layer table, summary.json).
 Usage: python stages/inspect_model.py <model>
 """
 
-import sys
 from pathlib import Path
 
 from cnnstudy import runtime
-from cnnstudy.errors import StudyError
 from cnnstudy.params import load_params
-from cnnstudy.stage import run
+from cnnstudy.stage import model_argument, run
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        raise StudyError("usage: python stages/inspect_model.py <model name from params.yaml variants>")
-    name = sys.argv[1]
+    name = model_argument()
     params = load_params()
     cfg = params.model(name)
     runtime.select_device("cpu")  # a few hundred forward/backward passes: no GPU start-up

@@ -29,8 +29,7 @@ def main() -> None:
     from cnnstudy.data import load_prepared
     from cnnstudy.kfold import select_epochs
 
-    device = runtime.describe_device(cfg.device)
-    runtime.set_precision(runtime.resolve_precision(cfg.precision, device["device"]))
+    device, _ = runtime.set_up(cfg.device, cfg.precision)
     data = load_prepared()
     # Cross-validate over train+val; the test split stays untouched until evaluation.
     images = np.concatenate([data.train[0], data.val[0]])

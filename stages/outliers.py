@@ -46,8 +46,7 @@ def main() -> None:
     from cnnstudy.model_files import load_model
     from cnnstudy.queries import query_model
 
-    device = runtime.describe_device(cfg.device)
-    runtime.set_precision(runtime.resolve_precision(cfg.precision, device["device"]))
+    device, _ = runtime.set_up(cfg.device, cfg.precision)
     data = load_prepared()
     test_images, test_labels = data.test
     pixels = np.stack([image.pixels for image in images])

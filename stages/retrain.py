@@ -30,8 +30,7 @@ def main() -> None:
     if len(seeds) < len(params.outliers.seeds):
         print(f"warning: outliers.seeds: {cfg.seed} is train.seed, which would re-train the baseline itself; "
               "skipped", file=sys.stderr)
-    device = runtime.describe_device(cfg.device)
-    runtime.set_precision(runtime.resolve_precision(cfg.precision, device["device"]))
+    device, _ = runtime.set_up(cfg.device, cfg.precision)
     epochs = resolve_epochs(cfg, cfg)
     data = load_prepared()
     for path in RETRAINED_DIR.glob("*.keras"):

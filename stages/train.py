@@ -3,20 +3,16 @@
 Usage: python stages/train.py <model>   (a key of `variants` in params.yaml)
 """
 
-import sys
 from pathlib import Path
 
 from cnnstudy import runtime
-from cnnstudy.errors import StudyError
 from cnnstudy.files import write_json
 from cnnstudy.params import load_params
-from cnnstudy.stage import run
+from cnnstudy.stage import model_argument, run
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        raise StudyError("usage: python stages/train.py <model name from params.yaml variants>")
-    name = sys.argv[1]
+    name = model_argument()
     params = load_params()
     cfg = params.model(name)
     runtime.select_device(cfg.device)
@@ -26,9 +22,7 @@ def main() -> None:
     from cnnstudy.train_cnn import train_cnn
     from cnnstudy.model_files import save_model
 
-    device = runtime.describe_device(cfg.device)
-    precision = runtime.resolve_precision(cfg.precision, device["device"])
-    runtime.set_precision(precision)
+    device, precision = runtime.set_up(cfg.device, cfg.precision)
     epochs = resolve_epochs(cfg, params.train)
     data = load_prepared()
     with runtime.distribution_scope(device) as parallel:  # data parallel where there are several devices

@@ -29,9 +29,7 @@ def main() -> None:
     from cnnstudy.models import weight_bytes
     from cnnstudy.train_cnn import train_cnn
 
-    device = runtime.describe_device(cfg.device)
-    precision = runtime.resolve_precision(cfg.precision, device["device"])
-    runtime.set_precision(precision)
+    device, precision = runtime.set_up(cfg.device, cfg.precision)
     class_names, data = load_splits(DATA_DIR, ("train", "val"))  # never the test split
     selection = {"select": settings.select, "max_epochs": settings.epochs}
     epochs = settings.epochs

@@ -127,6 +127,16 @@ def test_the_checks_see_what_they_should():
     assert covered("src/cnnstudy/figures/data.py", ["src/cnnstudy/figures"])
 
 
+def test_the_params_guard_imports_no_backend():
+    """The `params` stage only validates params.yaml: nothing in its closure imports a backend
+    (before, it went through cli.py and so imported `cnnstudy predict`'s chain)."""
+    files = closure(REPO_ROOT / "stages" / "params.py")
+    assert {"src/cnnstudy/params.py", "src/cnnstudy/resolved.py"} <= {rel(f) for f in files}
+    backends = sorted({name for f in files for name in imported_modules(f)
+                       if name.split(".")[0] in ("keras", "tensorflow", "jax")})
+    assert not backends, f"stages/params.py imports {', '.join(backends)}"
+
+
 def test_undeclared_dependency_is_reported(tmp_path):
     """A script importing a module its stage does not declare fails the check."""
     script = tmp_path / "s.py"

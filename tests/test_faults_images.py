@@ -111,6 +111,15 @@ def test_small_images_are_unchanged_by_the_bounded_loader():
         assert np.array_equal(np.asarray(open_image_bounded(path)), np.asarray(original))
 
 
+def digit_folder(tmp_path: Path) -> Path:
+    """An outlier folder with the 10 readable images load_folder needs at least."""
+    folder = tmp_path / "outliers"
+    folder.mkdir()
+    for i in range(10):
+        Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(folder / f"d{i}.png")
+    return folder
+
+
 @pytest.mark.parametrize("make, reason", [
     (lambda p: p.write_bytes(b""), "UnidentifiedImageError"),
     (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200)), "Error"),
@@ -119,10 +128,7 @@ def test_small_images_are_unchanged_by_the_bounded_loader():
     (lambda p: p.symlink_to(p.parent / "gone.png"), "broken symbolic link"),
 ], ids=["empty", "random-after-signature", "truncated", "symlink-loop", "dangling-link"])
 def test_hostile_files_are_skipped_with_a_reason(tmp_path, make, reason):
-    folder = tmp_path / "outliers"
-    folder.mkdir()
-    for i in range(10):
-        Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(folder / f"d{i}.png")
+    folder = digit_folder(tmp_path)
     make(folder / "bad.png")
     warnings = []
     images, skipped = load_folder(folder, warn=warnings.append)
@@ -131,33 +137,19 @@ def test_hostile_files_are_skipped_with_a_reason(tmp_path, make, reason):
     assert len(warnings) == 1 and "bad.png" in warnings[0]
 
 
-def test_non_utf8_file_name_is_read(tmp_path):
-    folder = tmp_path / "outliers"
-    folder.mkdir()
-    for i in range(10):
-        Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(folder / f"d{i}.png")
+def add_non_utf8_png(folder: Path) -> None:
     raw_name = os.fsencode(folder) + b"/caf\xe9.png"  # Latin-1 bytes: not valid UTF-8
     with open(raw_name, "wb") as out:
         Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(out, format="PNG")
+
+
+@pytest.mark.parametrize("add, readable", [
+    (add_non_utf8_png, 11),                                  # read like any other image
+    (lambda folder: (folder / "looks-like.png").mkdir(), 10),  # a subfolder: ignored
+    (lambda folder: os.mkfifo(folder / "pipe.png"), 10),     # opening it would wait for a writer forever
+], ids=["non-utf8-name", "subfolder-named-like-an-image", "fifo"])
+def test_odd_folder_entries_are_read_or_ignored_without_blocking(tmp_path, add, readable):
+    folder = digit_folder(tmp_path)
+    add(folder)
     images, skipped = load_folder(folder, warn=lambda message: None)
-    assert len(images) == 11 and skipped == []
-
-
-def test_a_subfolder_named_like_an_image_is_ignored(tmp_path):
-    folder = tmp_path / "outliers"
-    folder.mkdir()
-    for i in range(10):
-        Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(folder / f"d{i}.png")
-    (folder / "looks-like.png").mkdir()
-    images, skipped = load_folder(folder, warn=lambda message: None)
-    assert len(images) == 10 and skipped == []
-
-
-def test_a_fifo_in_the_folder_does_not_block(tmp_path):
-    folder = tmp_path / "outliers"
-    folder.mkdir()
-    for i in range(10):
-        Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(folder / f"d{i}.png")
-    os.mkfifo(folder / "pipe.png")  # opening it would wait for a writer forever
-    images, _ = load_folder(folder, warn=lambda message: None)
-    assert len(images) == 10
+    assert len(images) == readable and skipped == []

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cnnstudy import runtime
+from cnnstudy import precision, runtime
 from cnnstudy.errors import StudyError
 from cnnstudy.kfold import select_epochs
 from cnnstudy.params import KFoldParams
@@ -23,28 +23,28 @@ SKYLAKE = "flags\t\t: fpu sse2 avx2 avx512f avx512bw\nbugs\t\t: avx512_bf16_is_n
 def policy():
     """Leaves Keras's dtype policy (process-wide) as float32 for the other tests."""
     yield
-    runtime._session["policy"] = None
+    precision._state["policy"] = None
     keras.mixed_precision.set_dtype_policy("float32")
 
 
 def test_native_bf16_is_read_from_the_cpu_flags():
-    assert runtime.cpu_has_native_bf16(ZEN4)
-    assert runtime.cpu_has_native_bf16(SAPPHIRE_RAPIDS)
-    assert not runtime.cpu_has_native_bf16(SKYLAKE)
-    assert not runtime.cpu_has_native_bf16("")
+    assert precision.cpu_has_native_bf16(ZEN4)
+    assert precision.cpu_has_native_bf16(SAPPHIRE_RAPIDS)
+    assert not precision.cpu_has_native_bf16(SKYLAKE)
+    assert not precision.cpu_has_native_bf16("")
 
 
 def test_auto_picks_bf16_only_where_it_is_native(monkeypatch):
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
-    assert runtime.resolve_precision("auto", "cpu") == "mixed_bfloat16"
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
-    assert runtime.resolve_precision("auto", "cpu") == "float32"
-    monkeypatch.setattr(runtime, "_gpu_has_bf16", lambda: False)  # e.g. a pre-Ampere GPU
-    assert runtime.resolve_precision("auto", "gpu") == "float32"
-    monkeypatch.setattr(runtime, "_gpu_has_bf16", lambda: True)
-    assert runtime.resolve_precision("auto", "gpu") == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.resolve_precision("auto", "cpu") == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert precision.resolve_precision("auto", "cpu") == "float32"
+    monkeypatch.setattr(precision, "_gpu_has_bf16", lambda: False)  # e.g. a pre-Ampere GPU
+    assert precision.resolve_precision("auto", "gpu") == "float32"
+    monkeypatch.setattr(precision, "_gpu_has_bf16", lambda: True)
+    assert precision.resolve_precision("auto", "gpu") == "mixed_bfloat16"
     for explicit in ("float32", "mixed_bfloat16", "mixed_float16"):
-        assert runtime.resolve_precision(explicit, "cpu") == explicit
+        assert precision.resolve_precision(explicit, "cpu") == explicit
 
 
 def test_set_precision_wants_a_resolved_policy(policy):

@@ -104,3 +104,6 @@ def test_study_models_add_the_tuned_model_once_it_has_run(tmp_path):
     (tmp_path / "tuned.json").write_text(json.dumps({"model": "tuned"}))
     with pytest.raises(DataError, match=r"tuned\.json: has no 'config' mapping"):
         study_models(params.models, params.train, tmp_path)
+    (tmp_path / "tuned.json").write_text(json.dumps({"config": {"lr": -1}}))
+    with pytest.raises(DataError, match=r"tuned\.json: config\.lr: expected a number > 0.*dvc repro --force tuned`$"):
+        study_models(params.models, params.train, tmp_path)

@@ -1,7 +1,7 @@
 """Speed experiments on a CPU without AVX-512 (issue 13): one training run per subprocess.
 
-Usage (from the repository root):
-    .venv/bin/python benchmarks/experiments/harness.py OUT.json --pairs 3 CONFIG_JSON CONFIG_JSON ...
+Usage (from the repository root, as a module so that `benchmarks.flops` imports):
+    .venv/bin/python -m benchmarks.experiments.harness OUT.json --pairs 3 CONFIG_JSON CONFIG_JSON ...
 
 Each CONFIG_JSON is a dict (keys below, in `worker`). The configurations run round by round, the
 order reversed every other round (A B, B A, A B, ...), each in a fresh subprocess, so load from the
@@ -22,8 +22,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.bench_worker import reference_model
+from benchmarks.flops import forward_flops  # the FLOP formula `make bench` uses
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
 DATA = Path("/tmp/cnnstudy-speed-sample.npz")
 BUNDLED = ROOT / "data" / "bundled" / "mnist-sample"
 
@@ -34,7 +36,7 @@ def sample_data() -> Path:
         return DATA
     import numpy as np
 
-    from cnnstudy.datasets import DIGITS, FILENAMES
+    from cnnstudy.registry import DIGITS, FILENAMES
     from cnnstudy.idx import read_pair
     from cnnstudy.params import load_params
     from cnnstudy.prepare import split_dataset
@@ -47,12 +49,6 @@ def sample_data() -> Path:
     np.savez(tmp, **{f"{n}_{k}": getattr(s, k) for n, s in splits.items() for k in ("images", "labels")})
     os.replace(tmp, DATA)
     return DATA
-
-
-# ---------------------------------------------------------------- FLOPs (formula)
-# The FLOP formula and the CPU's peak live in benchmarks/flops.py (what `make bench` prints).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from flops import cpu_peak_gflops, forward_flops  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------- one run (subprocess)
@@ -70,9 +66,10 @@ def worker(spec: dict) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(spec["threads"][1])
     import keras
 
-    from cnnstudy import compare, standard_models, training
-    from cnnstudy.models import build_cnn, compile_model
+    from cnnstudy import standard_models
+    from cnnstudy.models import build_cnn
     from cnnstudy.params import load_params
+    from cnnstudy.recipes import RECIPES
 
     if spec.get("channels") == "first":
         keras.config.set_image_data_format("channels_first")
@@ -96,13 +93,7 @@ def worker(spec: dict) -> dict:
         batch = batch or cfg.batch_size
         lr = spec.get("lr", cfg.lr)
         if name == "reference":  # bench.py's A: Sequential, float32 [0,1] input, Keras defaults
-            model = keras.Sequential(
-                [keras.Input((28, 28, 1))]
-                + [m for f in cfg.filters for m in (keras.layers.Conv2D(f, cfg.kernel_size, padding="same",
-                                                                        activation="relu"),
-                                                     keras.layers.MaxPooling2D(2))]
-                + [keras.layers.Flatten(), keras.layers.Dense(cfg.dense_units, activation="relu"),
-                   keras.layers.Dropout(cfg.dropout), keras.layers.Dense(10, activation="softmax")])
+            model = reference_model(keras, cfg)
         else:
             model = build_cnn(cfg)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=_schedule(keras, spec, lr, len(y_train), batch,
@@ -114,7 +105,7 @@ def worker(spec: dict) -> dict:
         if spec.get("input") == "float32" and name != "reference":
             prep = lambda im: im[..., None].astype("float32")  # noqa: E731
     else:
-        recipe = standard_models.RECIPES[name]
+        recipe = RECIPES[name]
         batch = batch or recipe.batch_size
         lr = spec.get("lr", recipe.lr)
         size = spec.get("input_size", 32)
@@ -194,7 +185,8 @@ def _Timer(keras):
 def run_one(spec: dict) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.experiments.harness", "--worker", json.dumps(spec)],
+                          cwd=ROOT,
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -24,6 +24,13 @@ def quiet_backends() -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
+def model_argument() -> str:
+    """The one argument of a per-model stage (train@<model>: `python stages/train.py <model>`)."""
+    if len(sys.argv) != 2:
+        raise StudyError(f"usage: python {sys.argv[0]} <model name from params.yaml variants>")
+    return sys.argv[1]
+
+
 def _stage_name() -> str:
     script = os.path.splitext(os.path.basename(sys.argv[0] or "stage"))[0]
     return "@".join([script, *sys.argv[1:2]])

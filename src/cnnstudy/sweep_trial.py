@@ -62,9 +62,7 @@ def run_trial(config: dict, train: tuple, val: tuple, report: Report, use_gpu: b
     from cnnstudy.train_cnn import train_cnn
 
     started = time.perf_counter()
-    info = runtime.describe_device(device)
-    precision = runtime.resolve_precision(cfg.precision, info["device"])
-    runtime.set_precision(precision)
+    info, precision = runtime.set_up(device, cfg.precision)
     runtime.clear_session()  # a reused worker starts each trial from a fresh Keras state
     fixed = {**where(), "device": info["device"], "backend": info["backend"], "precision": precision,
              "parameters": sum(parameter_counts(cfg.filters, cfg.kernel_size, cfg.dense, cfg.batch_norm))}

@@ -24,16 +24,23 @@ NAME = TUNED
 def best_config(sweep_summary: Any, train: TrainParams, source: str) -> TrainParams:
     """`train` with the sweep's best trial's values (metrics/sweep.json's best.config) applied."""
     best = sweep_summary.get("best") if isinstance(sweep_summary, dict) else None
-    if not isinstance(best, dict) or not isinstance(best.get("config"), dict):
+    config = best.get("config") if isinstance(best, dict) else None
+    if not isinstance(config, dict):
         raise DataError(f"{source}: has no best.config (a sweep with no finished trial?); run `dvc repro sweep`")
+    return apply_config(config, train, source, "best.config", "run `dvc repro sweep`")
+
+
+def apply_config(config: dict, train: TrainParams, source: str, key: str, remedy: str) -> TrainParams:
+    """`train` with `config` (keys of train -> values, found at `key` in `source`) applied, each
+    value checked by train's own rules; an error names source and key and ends with `remedy`."""
     cfg = train
-    for key, value in best["config"].items():
-        if key not in (f.name for f in dataclasses.fields(TrainParams)):
-            raise DataError(f"{source}: best.config.{key} is not a key of train; run `dvc repro sweep`")
+    for name, value in config.items():
+        if name not in (f.name for f in dataclasses.fields(TrainParams)):
+            raise DataError(f"{source}: {key}.{name} is not a key of train; {remedy}")
         try:
-            cfg = cfg.with_override(f"best.config.{key}", key, value)
+            cfg = cfg.with_override(f"{key}.{name}", name, value)
         except ParamsError as exc:
-            raise DataError(f"{source}: {exc}; run `dvc repro sweep`") from None
+            raise DataError(f"{source}: {exc}; {remedy}") from None
     return cfg
 
 
@@ -64,8 +71,8 @@ def study_models(models: dict[str, TrainParams], train: TrainParams,
     path = Path(trained_dir) / f"{NAME}.json"
     if not path.is_file():
         return dict(models)
-    changes = read_stage_json(path, "run `dvc repro tuned`")
-    changes = changes.get("config") if isinstance(changes, dict) else None
+    record = read_stage_json(path, "run `dvc repro tuned`")
+    changes = record.get("config") if isinstance(record, dict) else None
     if not isinstance(changes, dict):
         raise DataError(f"{path}: has no 'config' mapping; run `dvc repro --force tuned`")
-    return {**models, NAME: best_config({"best": {"config": changes}}, train, str(path))}
+    return {**models, NAME: apply_config(changes, train, str(path), "config", "run `dvc repro --force tuned`")}

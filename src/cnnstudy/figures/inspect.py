@@ -32,6 +32,14 @@ def _off(axes) -> None:
         ax.set_yticks([])
 
 
+def _note_figure(text: str):
+    """A small figure that only says why there is nothing to draw (the stage's output still exists)."""
+    fig, ax = plt.subplots(figsize=(4, 1))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    return fig
+
+
 def draw_digit(ax, pixels: np.ndarray, title: str | None = None, fontsize: float = 7) -> None:
     ax.imshow(np.asarray(pixels).squeeze(), **DIGIT)
     ax.set_xticks([])
@@ -66,10 +74,7 @@ def kernel_summary_figure(summaries: Sequence, title: str):
     """Per deeper conv layer: mean |weight| of each input->output kernel (which channels
     feed which), and the principal components of its kernels with their share of variance."""
     if not summaries:
-        fig, ax = plt.subplots(figsize=(4, 1))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "one conv layer only: no deeper kernels", ha="center", va="center")
-        return fig
+        return _note_figure("one conv layer only: no deeper kernels")
     comps = max(len(s.components) for s in summaries)
     fig, axes = plt.subplots(len(summaries), 1 + comps, figsize=(3.2 + 1.3 * comps, 2.6 * len(summaries)),
                              squeeze=False, gridspec_kw={"width_ratios": [2.5] + [1] * comps})
@@ -126,10 +131,7 @@ def error_gallery(images: np.ndarray, mistakes: Sequence, class_names: Sequence[
     """The misclassified test images, most confident mistakes first: true / predicted / confidence."""
     shown = list(mistakes)[:limit]
     if not shown:
-        fig, ax = plt.subplots(figsize=(4, 1))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
-        return fig
+        return _note_figure("no misclassified test images")
     cols = min(cols, len(shown))
     rows = math.ceil(len(shown) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.15, rows * 1.35 + 0.5), squeeze=False)
