@@ -40,7 +40,8 @@ def tiny_params() -> dict:
     if "compare" in params:
         params["compare"].update(models=["lenet5"], epochs=1, max_train_images=100)
     if "sweep" in params:
-        params["sweep"].update(space={"optimizer": ["adam"], "lr": [0.001, 0.01]}, search="grid", epochs=1)
+        params["sweep"].update(space={"optimizer": ["adam"], "lr": [0.001, 0.01]}, search="grid", epochs=1,
+                               heatmap=["optimizer", "lr"])
     if "tuned" in params:
         params["tuned"].update(select="validation", epochs=2)
     return params

@@ -152,9 +152,10 @@ def test_missing_keep_models_is_named(raw):
         parse_params(raw)
 
 
-def test_repo_defaults_are_the_reports_three_models(raw):
+def test_repo_defaults_are_lenet5_and_densenet121(raw):
     settings = parse_params(raw).compare
-    assert settings.models == ("lenet5", "resnet50", "densenet121")
+    # ResNet50 is opt-in: +9 min on a 2-core CPU without AVX-512 for the study's worst model (README)
+    assert settings.models == ("lenet5", "densenet121")
     assert "resnet50" not in settings.keep_models  # its ~284 MB file is measured, not cached
 
 
