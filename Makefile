@@ -25,13 +25,15 @@ $(STAMP): requirements.txt pyproject.toml
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
-# The full suite, as CI runs it.
+# The full suite, as CI runs it: two workers (pytest-xdist), a test file per worker at a time,
+# so a file's shared fixture (the tiny dvc repo, the fault workspace) is built once.
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(PYTEST) --durations=15
 
 # Everything but the end-to-end dvc runs (marked slow): for the edit-test loop.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py

@@ -169,6 +169,8 @@ def connect(address: str) -> bool:
             raise StudyError(f"sweep.address: cannot reach a Ray cluster at {address!r} ({exc}); "
                              "start one with `ray start --head` or set sweep.address to '' for a local Ray") from None
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
-                 **quiet)
+        # "local": always a new Ray of our own; without it ray.init joins the latest cluster that
+        # `ray start` left on this machine (and RAY_ADDRESS), which is what sweep.address is for.
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                 object_store_memory=OBJECT_STORE_BYTES, **quiet)
     return True
