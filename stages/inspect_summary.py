@@ -1,6 +1,7 @@
-"""Stage inspect_summary: across every model of the study (variants and the standard
-architectures), per-class recall side by side and the most confused class pairs with
-counts (metrics/inspect.md, plots/inspect/recall.png, recall.csv, metrics/inspect.json).
+"""Stage inspect_summary: across every model of the study (variants, the tuned model once its
+stage has run, and the standard architectures), per-class recall side by side and the most
+confused class pairs with counts (metrics/inspect.md, plots/inspect/recall.png, recall.csv,
+metrics/inspect.json).
 
 Usage: python stages/inspect_summary.py
 """
@@ -20,12 +21,13 @@ def main() -> None:
     from cnnstudy.data import load_prepared
     from cnnstudy.errors import DataError
     from cnnstudy.predictions import predictions_file, read_predictions
+    from cnnstudy.tuned import study_models
 
     params = load_params()
     data = load_prepared()
     classes = list(range(len(data.class_names)))
     confusions = {}
-    for name in params.models:
+    for name in study_models(params.models, params.train):
         recorded = read_predictions(predictions_file(name), name)
         if not np.array_equal(recorded.labels, data.test[1]):
             raise DataError(f"{predictions_file(name)} is for other test images than data/prepared; run `dvc repro`")

@@ -19,6 +19,7 @@ def main() -> None:
     from cnnstudy.inspect_report import inspect_section
     from cnnstudy.report import build_report, embedded_markdown
     from cnnstudy.summary import load_rows, read_retrained
+    from cnnstudy.tuned import study_models
 
     params = load_params()
     rows = load_rows(params.models)
@@ -31,7 +32,8 @@ def main() -> None:
     compare = embedded_markdown(Path("metrics/compare.md"), "9. Standard architectures", [
         (png, f"standard models: {png.stem.replace('_', ' ')}") for png in sorted(Path("plots/compare").glob("*.png"))
     ], report_dir)
-    inspected = inspect_section([*params.models, *params.compare.models], report_dir)
+    # the tuned model once its stage has run, as in summary and inspect_summary
+    inspected = inspect_section([*study_models(params.models, params.train), *params.compare.models], report_dir)
     write_text(REPORT, build_report(params, rows, report_file=REPORT, extra_sections=[outliers, compare, inspected],
                                      retrained=read_retrained(), environment=read_environment()))
     print(f"report: wrote {REPORT}")
