@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cnnstudy.environment import sentence as environment_sentence
 from cnnstudy.files import read_json
-from cnnstudy.params import BASELINE, Params
+from cnnstudy.params import BASELINE, Params, TrainParams
 from cnnstudy.conclusions import SIGNIFICANCE, headline, observations, seed_spread
 from cnnstudy.summary import COLUMNS, config_table
 from cnnstudy.tables import grid, markdown_table
@@ -76,7 +76,9 @@ def embedded_markdown(path: Path, title: str, figures: list[tuple[Path, str]], r
 
 def build_report(params: Params, rows: list[dict], root: Path = Path("."),
                  report_file: Path = Path("reports/study.md"), extra_sections: list[list[str]] | None = None,
-                 retrained: dict | None = None, environment: dict | None = None) -> str:
+                 retrained: dict | None = None, environment: dict | None = None,
+                 models: dict[str, TrainParams] | None = None) -> str:
+    """models: every model of `rows` with its configuration (default: params' baseline and variants)."""
     report_dir = (root / report_file).parent
     data = read_json(root / "metrics/data/details.json")
     kfold = read_json(root / "metrics/kfold/details.json")
@@ -93,7 +95,7 @@ def build_report(params: Params, rows: list[dict], root: Path = Path("."),
         _image(root / "plots/data/class_distribution.png", report_dir, "class distribution per split"), "",
         _image(root / "plots/data/samples.png", report_dir, "5 sample images per class per split"), "",
         "## 2. Epoch selection", "", *kfold_section(kfold), "",
-        "## 3. Configurations (changed value in bold)", "", config_table(params.models), "",
+        "## 3. Configurations (changed value in bold)", "", config_table(models or params.models), "",
         "## 4. Model comparison (test split)", "",
         "Δ is the change in test accuracy against the baseline in percentage points. McNemar's exact test "
         "compares each variant's per-image correctness with the baseline's on the same test images; with one test "
