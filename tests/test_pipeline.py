@@ -116,7 +116,9 @@ def test_repro_writes_every_output(repo):
     report = (repo / "reports/study.md").read_text()
     for section in ("## 1. Input analysis", "## 4. Model comparison", "McNemar", "Holm", "Run on ",
                     "Models are chosen on the validation split", "## 8. Out-of-distribution images",
-                    "AUROC", "## 9. Standard architectures", "lenet5"):
+                    "AUROC", "## 9. Standard architectures", "lenet5", "## 11. The sweep and the tuned model",
+                    "**2 trials**", "| rank | optimizer | lr | val acc |", "### The tuned model", "**Reading:**",
+                    "| tuned |"):
         assert section in report, section
     for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report):
         assert (repo / "reports" / link).resolve().is_file(), link
@@ -141,11 +143,16 @@ def test_every_stage_follows_the_subset(repo):
     column = per_image[0].split(",").index("predicted")
     assert {row.split(",")[column] for row in per_image[1:]} <= set(names)
     recall = read(repo, "metrics/inspect.json")["recall"]
-    assert set(recall) == {"baseline", "lr_high", "dropout_high", "lenet5"} and all(len(r) == 5 for r in recall.values())
+    assert set(recall) == {"baseline", "lr_high", "dropout_high", "tuned", "lenet5"}
+    assert all(len(r) == 5 for r in recall.values())
     assert (repo / "plots" / "inspect" / "baseline" / "feature_maps.png").stat().st_size > 0
+    assert read(repo, "plots/inspect/tuned/summary.json")["test_accuracy"] == pytest.approx(
+        read(repo, "metrics/eval/tuned.json")["accuracy"])  # inspect_tuned looked at the same model evaluate_tuned did
+    assert (repo / "plots" / "inspect" / "tuned" / "feature_maps.png").stat().st_size > 0
     assert (repo / "plots" / "inspect" / "lenet5" / "saliency_outliers.png").stat().st_size > 0
     report = (repo / "reports" / "study.md").read_text()
     assert "## 10. What the networks learned and where they fail" in report and "### lenet5" in report
+    assert "### tuned" in report and "../plots/inspect/tuned/filters.png" in report
     for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", report):
         assert (repo / "reports" / link).resolve().is_file(), link
 
