@@ -137,6 +137,36 @@ def test_inspect_stage_in_a_project(project):
     assert missing.stderr.strip() == "error: models/batch_norm.keras: missing; run `dvc repro train@batch_norm`"
 
 
+def test_inspect_tuned_stage_in_a_project(project, tmp_path):
+    """stages/inspect_tuned.py: the tuned model (stage tuned's files) inspected like a variant."""
+    root = tmp_path / "project"
+    shutil.copytree(project["root"], root)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    stage = [sys.executable, str(REPO_ROOT / "stages" / "inspect_tuned.py")]
+    missing = subprocess.run(stage, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: metrics/train/tuned.json: missing; run `dvc repro tuned`"
+    (root / "metrics" / "train").mkdir(parents=True)
+    (root / "metrics" / "train" / "tuned.json").write_text(json.dumps({"model": "tuned", "config": {"lr": 0.003}}))
+    no_model = subprocess.run(stage, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert no_model.stderr.strip() == "error: models/tuned.keras: missing; run `dvc repro tuned`"
+    shutil.copy(root / "models" / "baseline.keras", root / "models" / "tuned.keras")
+    shutil.copytree(root / "dvclive" / "baseline", root / "dvclive" / "tuned")
+    done = subprocess.run(stage, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = root / "plots" / "inspect" / "tuned"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == "tuned" and (out / "feature_maps.png").stat().st_size > 0
+    assert (out / "history.png").stat().st_size > 0
+    assert done.stdout.startswith(f"inspect_tuned: {summary['mistakes']} mistakes of 100")
+    # the same model file gives the same findings as under its first name
+    baseline = subprocess.run([sys.executable, str(REPO_ROOT / "stages" / "inspect_model.py"), "baseline"], cwd=root,
+                              env=env, capture_output=True, text=True, timeout=600)
+    assert baseline.returncode == 0, baseline.stderr[-3000:]
+    first = json.loads((root / "plots" / "inspect" / "baseline" / "summary.json").read_text())
+    assert {k: v for k, v in first.items() if k != "model"} == {k: v for k, v in summary.items() if k != "model"}
+
+
 def test_recorded_predictions_only(project, tmp_path):
     """A standard model whose file was not kept: architecture and recorded classes."""
     from cnnstudy.standard_models import build_standard
