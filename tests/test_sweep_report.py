@@ -129,6 +129,8 @@ def test_ranges_and_a_random_search(params):
     text = "\n".join(sweep_report.search_lines({**sweep_json(), "search": "random", "factors": ["lr", "optimizer"]},
                                                settings))
     assert "a random search (20 trials asked)" in text and "ASHA stopped weak trials early" in text
+    one = "\n".join(sweep_report.search_lines({**sweep_json(), "epochs_per_trial": 1}, settings))
+    assert "for at most 1 epoch (ASHA" in one
 
 
 def test_missing_stages_are_said_not_crashed(params, tmp_path):

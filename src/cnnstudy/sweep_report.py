@@ -54,10 +54,11 @@ def search_lines(summary: Mapping, settings: SweepParams) -> list[str]:
     scheduler = ("ASHA stopped weak trials early on validation accuracy" if settings.scheduler == "asha"
                  else "no trial was stopped early")
     rate = summary.get("trials_per_minute")
+    epochs = summary["epochs_per_trial"]
     return [
         f"Ray Tune ran {search}{asked} over {len(summary['factors'])} keys of `train`: {space_text(settings.space)}; "
         "every other key as in the baseline. Each trial trained on the train split for at most "
-        f"{summary['epochs_per_trial']} epochs ({scheduler}) and was ranked on validation accuracy (ties: lower "
+        f"{epochs} epoch{'s' if epochs != 1 else ''} ({scheduler}) and was ranked on validation accuracy (ties: lower "
         "validation loss); the test split played no part.", "",
         f"**{summary['trials']} trials**: {summary['trained']} trained in this run, {summary['cached']} taken from the "
         "cache of earlier runs (cache/sweep, keyed by each trial's full configuration and the data), on "
