@@ -23,7 +23,8 @@ def main() -> None:
         saved = read_json(COMPARE_PREDICTIONS)
     except (OSError, ValueError) as exc:
         raise DataError(f"the compare stage's results cannot be read ({exc}); run `dvc repro compare`") from None
-    rows = compare_table.study_rows(compare_table.SUMMARY_JSON, train_images=len(data.train[1]))
+    rows = compare_table.study_rows(compare_table.SUMMARY_JSON, train_images=len(data.train[1]),
+                                    refit_images=len(data.train[1]) + len(data.val[1]))
     baseline_predictions = compare_table.read_baseline_predictions()
     for name, record in records.items():
         rows.append(compare_table.standard_row(name, record, np.asarray(saved["test_predictions"][name]),

@@ -208,3 +208,10 @@ def test_missing_summary_says_which_stage_to_run(tmp_path):
 
     with pytest.raises(DataError, match="dvc repro summary"):
         compare_table.study_rows(tmp_path / "summary.json")
+
+
+def test_the_tuned_row_counts_the_images_it_was_refit_on(tmp_path):
+    row = {"change": "lr=0.003", "epochs": 3, "train_time_s": 1.0, "test_accuracy": 0.9}
+    (tmp_path / "summary.json").write_text(json.dumps({"baseline": {**row, "change": "—"}, "tuned": row}))
+    rows = compare_table.study_rows(tmp_path / "summary.json", train_images=60, refit_images=80)
+    assert [(r["model"], r["train_images"]) for r in rows] == [("baseline", 60), ("tuned", 80)]

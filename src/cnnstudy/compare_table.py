@@ -12,7 +12,7 @@ import numpy as np
 
 from cnnstudy.errors import DataError
 from cnnstudy.files import read_json
-from cnnstudy.params import BASELINE, CompareParams
+from cnnstudy.params import BASELINE, TUNED, CompareParams
 from cnnstudy.predictions import Predictions, predictions_file, read_predictions
 from cnnstudy.recipes import DESCRIPTIONS, RECIPES
 from cnnstudy.summary import COLUMNS as SUMMARY_COLUMNS
@@ -40,8 +40,10 @@ BARS = (  # (row key, title, y label, file stem, format, log scale): the report'
 )
 
 
-def study_rows(summary_json: Path = SUMMARY_JSON, train_images: int | None = None) -> list[dict]:
-    """The baseline's and the variants' rows, as the summary stage wrote them."""
+def study_rows(summary_json: Path = SUMMARY_JSON, train_images: int | None = None,
+               refit_images: int | None = None) -> list[dict]:
+    """The baseline's and the variants' rows, as the summary stage wrote them; the tuned model
+    was refit on train + validation, so its row says `refit_images`."""
     try:
         summary = read_json(summary_json)
     except OSError:
@@ -54,7 +56,7 @@ def study_rows(summary_json: Path = SUMMARY_JSON, train_images: int | None = Non
     for name in [BASELINE, *(n for n in summary if n != BASELINE)]:  # the baseline first, then file order
         row = summary[name]
         rows.append({**row, "model": name, "kind": "study CNN" if name == BASELINE else f"variant: {row.get('change')}",
-                     "input": "28x28x1", "train_images": train_images})
+                     "input": "28x28x1", "train_images": refit_images if name == TUNED else train_images})
     return rows
 
 
