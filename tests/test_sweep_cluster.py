@@ -22,7 +22,7 @@ from cnnstudy.sweep_cache import TrialCache
 from cnnstudy.sweep_run import run_sweep
 from sweep_helpers import sweep_params, tiny_train, write_prepared
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 RAY = str(Path(sys.executable).parent / "ray")
 
 
