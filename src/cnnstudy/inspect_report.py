@@ -7,11 +7,11 @@ defined here and used by inspect_outputs, which writes them.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
 from cnnstudy.files import read_json
+from cnnstudy.tables import image_link
 
 PLOTS_DIR = Path("plots/inspect")
 ACROSS_MD = Path("metrics/inspect.md")
@@ -27,10 +27,6 @@ PER_MODEL = (
     ("saliency_outliers.png", "integrated gradients: what made it sure about the outliers"),
     ("history.png", "training and validation accuracy and loss per epoch"),
 )
-
-
-def _link(target: Path, report_dir: Path, alt: str) -> str:
-    return f"![{alt}]({Path(os.path.relpath(target, report_dir)).as_posix()})"
 
 
 def _demoted(path: Path, levels: int) -> list[str]:
@@ -57,7 +53,7 @@ def model_section(name: str, report_dir: Path, plots_dir: Path = PLOTS_DIR) -> l
             said += (f" Integrated gradients' completeness gap (sum of attributions against p(x) - p(black)): "
                      f"at most {summary['saliency']['max_completeness_gap']:.1e}.")
         lines += [said, ""]
-    lines += [_link(folder / png, report_dir, f"{name}: {alt}") + "\n" for png, alt in PER_MODEL
+    lines += [image_link(folder / png, report_dir, f"{name}: {alt}") + "\n" for png, alt in PER_MODEL
               if (folder / png).exists()]
     if (folder / "layers.md").exists():
         lines += ["<details><summary>Layers</summary>", "", *_demoted(folder / "layers.md", 2), "", "</details>", ""]
@@ -76,7 +72,7 @@ def inspect_section(models: Sequence[str], report_dir: Path, title: str = TITLE,
     else:
         lines += [f"*({across_md.as_posix()} not produced: run `dvc repro inspect_summary`)*", ""]
     if (plots_dir / RECALL_PNG.name).exists():
-        lines += [_link(plots_dir / RECALL_PNG.name, report_dir, "recall per class and model") + "\n"]
+        lines += [image_link(plots_dir / RECALL_PNG.name, report_dir, "recall per class and model") + "\n"]
     for name in models:
         lines += model_section(name, report_dir, plots_dir)
     return lines

@@ -7,7 +7,6 @@ relative path from the report's folder.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cnnstudy.environment import sentence as environment_sentence
@@ -15,15 +14,11 @@ from cnnstudy.files import read_json
 from cnnstudy.params import BASELINE, Params, TrainParams
 from cnnstudy.conclusions import SIGNIFICANCE, headline, observations, seed_spread
 from cnnstudy.summary import COLUMNS, config_table
-from cnnstudy.tables import grid, markdown_table
-
-
-def _rel(target: str | Path, report_dir: Path) -> str:
-    return Path(os.path.relpath(Path(target), report_dir)).as_posix()
+from cnnstudy.tables import grid, image_link, markdown_table
 
 
 def _image(target: str | Path, report_dir: Path, alt: str) -> str:
-    return f"![{alt}]({_rel(target, report_dir)})" if Path(target).exists() else f"*({alt}: not produced)*"
+    return image_link(target, report_dir, alt) if Path(target).exists() else f"*({alt}: not produced)*"
 
 
 def data_section(data: dict) -> list[str]:

@@ -9,14 +9,13 @@ stage adds it with one call, `sweep_section(...)`. Markdown only: a rendering mo
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cnnstudy.conclusions import SIGNIFICANCE
 from cnnstudy.params import BASELINE, TUNED, TrainParams
 from cnnstudy.sweep_params import SweepParams
-from cnnstudy.tables import grid, markdown_table
+from cnnstudy.tables import grid, image_link, markdown_table
 
 TITLE = "11. The sweep and the tuned model"
 SWEEP_JSON = Path("metrics/sweep.json")
@@ -30,10 +29,6 @@ def _value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(map(str, value)) + "]"
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _link(target: Path, report_dir: Path, alt: str) -> str:
-    return f"![{alt}]({Path(os.path.relpath(target, report_dir)).as_posix()})"
 
 
 def space_text(space: Mapping[str, Any]) -> str:
@@ -82,7 +77,7 @@ def figure_lines(settings: SweepParams, report_dir: Path, plots_dir: Path = PLOT
                 "validation accuracy"),
                ("main_effects.png", "main effect of each factor: mean validation accuracy per value, with its spread"),
                ("heatmap.png", f"mean validation accuracy per {rows} x {cols}"))
-    return [(_link(plots_dir / png, report_dir, alt) if (plots_dir / png).exists()
+    return [(image_link(plots_dir / png, report_dir, alt) if (plots_dir / png).exists()
              else f"*({(plots_dir / png).as_posix()} not produced: run `dvc repro sweep_plots`)*") + "\n"
             for png, alt in figures]
 

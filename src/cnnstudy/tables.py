@@ -9,6 +9,8 @@ of the whole column).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence, Union
 
 Format = Union[str, Callable[[object], str]]
@@ -34,3 +36,8 @@ def grid(header: Sequence[str], rows: Iterable[Sequence]) -> str:
     """A Markdown table of already formatted cells (None: missing)."""
     columns = [(str(i), title, "{}") for i, title in enumerate(header)]
     return markdown_table(({str(i): v for i, v in enumerate(row)} for row in rows), columns)
+
+
+def image_link(target: str | Path, report_dir: str | Path, alt: str) -> str:
+    """A Markdown image of `target`, linked relative to the folder of the file that shows it."""
+    return f"![{alt}]({Path(os.path.relpath(Path(target), report_dir)).as_posix()})"
