@@ -1,8 +1,10 @@
 """Stage tuned: the sweep's best configuration (metrics/sweep.json), epochs chosen without the
 test split, refit on train + validation; writes models/tuned.keras like train@<model> does.
 
-tuned.select: validation = fit on train for tuned.epochs epochs, take the epoch of lowest
-validation loss, then refit on train + validation for that many; fixed = refit for tuned.epochs.
+tuned.select: sweep = the epoch of lowest (3-epoch averaged) validation loss on the best sweep
+trial's curve (that trial trained this configuration on train; no extra fit), then refit on
+train + validation for that many; validation = the same on a fit of its own for tuned.epochs
+epochs; fixed = refit for tuned.epochs.
 """
 
 import dataclasses
@@ -20,9 +22,14 @@ DATA_DIR = Path("data/prepared")
 def main() -> None:
     params = load_params()
     settings = params.tuned
-    from cnnstudy.tuned import NAME, best_config, best_epoch, config_changes, train_plus_val
+    from cnnstudy.tuned import NAME, best_config, best_epoch, config_changes, sweep_history, train_plus_val
 
-    cfg = best_config(read_stage_json(SWEEP_JSON, "run `dvc repro sweep`"), params.train, str(SWEEP_JSON))
+    sweep_summary = read_stage_json(SWEEP_JSON, "run `dvc repro sweep`")
+    cfg = best_config(sweep_summary, params.train, str(SWEEP_JSON))
+    history = sweep_history(sweep_summary, str(SWEEP_JSON)) if settings.select == "sweep" else None
+    selection = {"select": settings.select, "max_epochs": settings.epochs}
+    if history is not None:
+        selection["trial"] = sweep_summary["best"].get("key")
     runtime.select_device(cfg.device)
     from cnnstudy.data import load_splits
     from cnnstudy.model_files import save_model
@@ -31,14 +38,15 @@ def main() -> None:
 
     device, precision = runtime.set_up(cfg.device, cfg.precision)
     class_names, data = load_splits(DATA_DIR, ("train", "val"))  # never the test split
-    selection = {"select": settings.select, "max_epochs": settings.epochs}
     epochs = settings.epochs
     if settings.select == "validation":
         _, probe = train_cnn(cfg, data["train"], data["val"], settings.epochs, name=f"{NAME}_probe", verbose=2,
                              num_classes=len(class_names))
-        epochs = best_epoch(probe.history)
-        selection.update(val_loss=probe.history["val_loss"], val_accuracy=probe.history["val_accuracy"],
-                         chosen_epochs=epochs)
+        history = probe.history
+    if history is not None:
+        epochs = best_epoch(history)
+        selection.update(max_epochs=len(history["val_loss"]), val_loss=history["val_loss"],
+                         val_accuracy=history["val_accuracy"], chosen_epochs=epochs)
     cfg = dataclasses.replace(cfg, epochs=epochs)
     changes = config_changes(cfg, params.train)
     print(f"{NAME}: {changes}; refit on train + validation for {epochs} epochs")

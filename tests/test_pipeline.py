@@ -40,10 +40,10 @@ def tiny_params() -> dict:
     if "compare" in params:
         params["compare"].update(models=["lenet5"], epochs=1, max_train_images=100)
     if "sweep" in params:
-        params["sweep"].update(space={"optimizer": ["adam"], "lr": [0.001, 0.01]}, search="grid", epochs=1,
+        params["sweep"].update(space={"optimizer": ["adam"], "lr": [0.001, 0.01]}, search="grid", epochs=2,
                                heatmap=["optimizer", "lr"])
     if "tuned" in params:
-        params["tuned"].update(select="validation", epochs=2)
+        params["tuned"].update(select="sweep")  # epochs from the best trial's curve (tests/test_tuned.py: a fit of its own)
     return params
 
 
@@ -105,6 +105,9 @@ def test_repro_writes_every_output(repo):
         assert 0.0 <= read(repo, f"metrics/eval/{name}.json")["accuracy"] <= 1.0
         assert (repo / "metrics" / "eval" / name / "predictions.npz").is_file()
     assert read(repo, "metrics/kfold.json")["chosen_epochs"] >= 1
+    selection, best = read(repo, "metrics/train/tuned.json")["epoch_selection"], read(repo, "metrics/sweep.json")["best"]
+    assert selection["trial"] == best["key"] and selection["val_loss"] == best["val_loss_curve"]
+    assert len(selection["val_loss"]) == 2 and read(repo, "metrics/train/tuned.json")["epochs"] == selection["chosen_epochs"]
     assert "| baseline |" in (repo / "metrics/summary.md").read_text()
     # three tests against the baseline (two variants and the tuned model): Holm's p is at least
     # the raw one, at most three times it

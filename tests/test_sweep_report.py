@@ -30,7 +30,7 @@ def sweep_json():
 
 def tuned_json(select="validation", chosen=7, budget=10):
     selection = {"select": select, "max_epochs": budget}
-    if select == "validation":
+    if select != "fixed":
         losses = [0.3 - 0.02 * i for i in range(budget)]
         losses[chosen - 1] = 0.0312
         selection.update(val_loss=losses, val_accuracy=[0.9 + 0.005 * i for i in range(budget)], chosen_epochs=chosen)
@@ -95,8 +95,9 @@ def test_tuned_model_changes_epochs_and_test_result(params, tmp_path):
     assert "| `lr` | 0.001 | **0.003** |" in text
     assert "| `batch_norm` | False | **True** |" in text
     assert "| `epochs` | 12 (auto: k-fold) | **7** |" in text  # the baseline's resolved epochs, not "auto"
-    assert ("a fit on the train split alone for 10 epochs had its lowest validation loss (0.0312, validation "
-            "accuracy 93.00%) after epoch 7") in text and "refit on train + validation for **7 epochs**" in text
+    assert ("a fit of this configuration on the train split alone for 10 epochs had its lowest validation loss, "
+            "averaged over 3 neighbouring epochs, around epoch 7 (that epoch: 0.0312, validation accuracy 93.00%)"
+            ) in text and "refit on train + validation for **7 epochs**" in text
     assert "Capped" not in text
     assert "**99.25%** against the baseline's 98.25% (Δ +1.00 points)" in text
     assert ("only the baseline right on 3, only the tuned model right on 15; p = 0.004, 0.012 after Holm's "
@@ -117,7 +118,10 @@ def test_reading_says_noise_when_it_is(params, tmp_path):
 
 def test_epochs_capped_or_fixed():
     capped = sweep_report.epochs_text(tuned_json(chosen=10, budget=10)["epoch_selection"])
-    assert "after epoch 10" in capped and "**Capped:**" in capped and "raise tuned.epochs" in capped
+    assert "around epoch 10" in capped and "**Capped:**" in capped and "raise tuned.epochs" in capped
+    from_sweep = sweep_report.epochs_text(tuned_json(select="sweep", chosen=10, budget=10)["epoch_selection"])
+    assert from_sweep.startswith("Epochs: the best sweep trial (this configuration, trained on the train split "
+                                 "alone for 10 epochs) had") and "raise sweep.epochs" in from_sweep
     fixed = sweep_report.epochs_text(tuned_json(select="fixed", budget=12)["epoch_selection"])
     assert fixed == "Epochs: fixed at 12 in params (tuned.select: fixed); no fit chose them."
 

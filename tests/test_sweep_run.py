@@ -32,6 +32,7 @@ def test_adding_a_grid_value_trains_only_the_new_trial(local_ray, prepared, tiny
     assert len(list((tmp_path / "cache").glob("*.json"))) == 2
     for row in first.rows:
         assert 0.0 <= row["val_accuracy"] <= 1.0 and row["epochs_run"] == 1 and row["parameters"] > 0
+        assert row["val_loss_curve"] == [row["val_loss"]] and row["val_accuracy_curve"] == [row["val_accuracy"]]
         assert row["node_id"] and row["pid"] > 0 and not row["cached"]
     assert not (prepared / "test.npz").exists()  # nothing to read: the sweep ran without a test split
 
@@ -47,6 +48,10 @@ def test_adding_a_grid_value_trains_only_the_new_trial(local_ray, prepared, tiny
     assert [r["rank"] for r in records] == [1, 2, 3]
     assert records[0]["val_accuracy"] == max(r["val_accuracy"] for r in second.rows)
     assert counts["best"]["config"] == {"optimizer": "adam", "lr": records[0]["lr"]}
+    # The best trial's curves travel to metrics/sweep.json (the tuned stage picks epochs on them),
+    # also when the trial came from the cache; the table keeps one row of scalars per trial.
+    assert counts["best"]["val_loss_curve"] == [counts["best"]["val_loss"]]
+    assert "val_loss_curve" not in counts["top"][0] and "val_loss_curve" not in records[0]
 
 
 def test_optuna_proposals_are_answered_from_the_cache_on_a_rerun(local_ray, prepared, tiny, tmp_path):

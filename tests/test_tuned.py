@@ -12,7 +12,7 @@ import yaml
 
 from cnnstudy.errors import DataError
 from cnnstudy.params import PARAMS_FILE, REPO_ROOT, ParamsError, load_params, parse_params
-from cnnstudy.tuned import best_config, best_epoch, config_changes, study_models, train_plus_val
+from cnnstudy.tuned import best_config, best_epoch, config_changes, study_models, sweep_history, train_plus_val
 from sweep_helpers import write_prepared
 
 
@@ -36,10 +36,25 @@ def test_a_broken_sweep_summary_is_named(summary, match):
         best_config(summary, load_params().train, "metrics/sweep.json")
 
 
-def test_best_epoch_is_the_lowest_validation_loss():
-    assert best_epoch({"val_loss": [0.5, 0.3, 0.31, 0.3, 0.4]}) == 2  # ties: the earlier
+def test_best_epoch_is_the_lowest_validation_loss_over_three_epochs():
+    # A one-epoch dip (epoch 3) loses to the settled stretch around epoch 6.
+    assert best_epoch({"val_loss": [0.9, 0.5, 0.30, 0.6, 0.33, 0.32, 0.33, 0.40]}) == 6
+    assert best_epoch({"val_loss": [1, 0.5, 0.25, 0.25, 0.5, 0.25, 0.25, 1]}) == 3  # ties: the earlier
+    assert best_epoch({"val_loss": [0.5, 0.4, 0.3, 0.2]}) == 4  # at the end the window is two epochs
+    assert best_epoch({"val_loss": [0.7]}) == 1
+    assert best_epoch({"val_loss": [0.4, float("nan"), 0.5, 0.3, 0.3]}) == 5  # a NaN never wins
     with pytest.raises(ValueError):
         best_epoch({"loss": [1.0]})
+
+
+def test_sweep_history_is_the_best_trials_curves():
+    curves = {"val_loss_curve": [0.3, 0.2], "val_accuracy_curve": [0.9, 0.95]}
+    assert sweep_history({"best": {"config": {}, **curves}}, "m/sweep.json") == {"val_loss": [0.3, 0.2],
+                                                                                 "val_accuracy": [0.9, 0.95]}
+    with pytest.raises(DataError, match=r"m/sweep\.json: best has no val_loss_curve.*--force sweep"):
+        sweep_history({"best": {"config": {}, "val_loss_curve": [0.3]}}, "m/sweep.json")
+    with pytest.raises(DataError, match="best has no val_loss_curve"):
+        sweep_history({"best": None}, "m/sweep.json")
 
 
 def test_train_plus_val_keeps_every_image_once():
@@ -49,7 +64,7 @@ def test_train_plus_val_keeps_every_image_once():
 
 
 @pytest.mark.parametrize("change, match", [
-    ({"select": "test"}, r"tuned\.select: expected one of validation, fixed"),
+    ({"select": "test"}, r"tuned\.select: expected one of sweep, validation, fixed"),
     ({"epochs": 0}, r"tuned\.epochs: expected an integer >= 1"),
     ({"patience": 3}, r"unknown key tuned\.patience"),
 ])
@@ -87,7 +102,7 @@ def test_the_stage_refits_on_train_and_val_with_epochs_from_validation(tmp_path,
     trained = json.loads((tmp_path / "metrics" / "train" / "tuned.json").read_text())
     chosen = trained["epoch_selection"]["chosen_epochs"]
     losses = trained["epoch_selection"]["val_loss"]
-    assert len(losses) == 3 and chosen == int(np.argmin(losses)) + 1
+    assert len(losses) == 3 and chosen == best_epoch({"val_loss": losses})
     assert trained["epochs"] == chosen  # the refit ran the chosen epochs
     assert trained["config"] == {"lr": 0.01, "lr_schedule": "cosine", "batch_norm": True, "epochs": chosen}
     assert trained["val_accuracy"] is None  # the refit has no validation split left: it trained on it

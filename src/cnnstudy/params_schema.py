@@ -172,7 +172,8 @@ class CompareParams:
 class TunedParams:
     """The tuned final model (stage tuned): the sweep's best config, refit on train + validation."""
 
-    select: Literal["validation", "fixed"]  # validation: epochs of lowest val loss in a fit of `epochs`
+    # sweep: epochs from the best trial's validation curve; validation: from a fit of `epochs`
+    select: Literal["sweep", "validation", "fixed"]
     epochs: Positive
 
 

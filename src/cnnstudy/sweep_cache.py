@@ -21,7 +21,7 @@ from typing import Any
 from cnnstudy.errors import DataError
 from cnnstudy.files import write_json
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: entries hold the validation curves (val_loss_curve, val_accuracy_curve)
 # The files the sweep reads; hashing only these keeps the test split out of the sweep entirely.
 DATA_FILES = ("info.json", "train.npz", "val.npz")
 

@@ -16,6 +16,7 @@ from cnnstudy.conclusions import SIGNIFICANCE
 from cnnstudy.params import BASELINE, TUNED, TrainParams
 from cnnstudy.sweep_params import SweepParams
 from cnnstudy.tables import grid, image_link, markdown_table
+from cnnstudy.tuned import SMOOTHING
 
 TITLE = "11. The sweep and the tuned model"
 SWEEP_JSON = Path("metrics/sweep.json")
@@ -97,16 +98,19 @@ def changes_table(changes: Mapping[str, Any], train: TrainParams, base_row: Mapp
 def epochs_text(selection: Mapping) -> str:
     """How the tuned model's epochs were chosen (metrics/train/tuned.json's epoch_selection)."""
     budget = selection["max_epochs"]
-    if selection["select"] != "validation":
+    if selection["select"] == "fixed":
         return f"Epochs: fixed at {budget} in params (tuned.select: fixed); no fit chose them."
     chosen = selection["chosen_epochs"]
-    text = (f"Epochs: a fit on the train split alone for {budget} epochs had its lowest validation loss "
-            f"({selection['val_loss'][chosen - 1]:.4f}, validation accuracy {selection['val_accuracy'][chosen - 1]:.2%}) "
-            f"after epoch {chosen}; the final model was refit on train + validation for **{chosen} epochs**. "
-            "The test split was read once, by evaluate_tuned.")
+    fit = (f"the best sweep trial (this configuration, trained on the train split alone for {budget} epochs)"
+           if selection["select"] == "sweep" else f"a fit of this configuration on the train split alone for {budget} epochs")
+    text = (f"Epochs: {fit} had its lowest validation loss, averaged over {SMOOTHING} neighbouring "
+            f"epochs, around epoch {chosen} (that epoch: {selection['val_loss'][chosen - 1]:.4f}, validation accuracy "
+            f"{selection['val_accuracy'][chosen - 1]:.2%}); the final model was refit on train + validation for "
+            f"**{chosen} epochs**. The test split was read once, by evaluate_tuned.")
     if chosen == budget:
         text += (f" **Capped:** the validation loss was lowest at the last epoch allowed ({budget}), so the count is a "
-                 "cap, not a choice (raise tuned.epochs).")
+                 "cap, not a choice (raise " + ("sweep.epochs" if selection["select"] == "sweep" else "tuned.epochs")
+                 + ").")
     return text
 
 

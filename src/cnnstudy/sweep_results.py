@@ -62,7 +62,7 @@ def summary(rows: list[dict], sweep: SweepParams, trained: int, cached: int, sec
         "nodes": len(nodes),
         "seconds": round(seconds, 1),
         "trials_per_minute": round(trained / seconds * 60, 2) if trained and seconds else None,
-        "best": _brief(best[0], factors) if best else None,
+        "best": best_brief(best[0], factors) if best else None,
         "top": [_brief(r, factors) for r in best],
     }
 
@@ -71,6 +71,11 @@ def _brief(row: dict, factors: tuple[str, ...]) -> dict:
     return {"config": {f: json_value(row["overrides_dict"][f]) for f in factors},
             **{m: row.get(m) for m in ("val_accuracy", "val_loss", "train_accuracy", "train_loss", "epochs_run")},
             "key": row["key"]}
+
+
+def best_brief(row: dict, factors: tuple[str, ...]) -> dict:
+    """The best trial's brief with its validation curves: the tuned stage chooses epochs on them."""
+    return {**_brief(row, factors), **{c: row.get(c) for c in ("val_loss_curve", "val_accuracy_curve")}}
 
 
 def write_summary(path: str | Path, data: dict) -> None:

@@ -27,7 +27,7 @@ Report = Callable[[dict], None]
 # What a trial reports (Ray adds fields of its own to each result; these are ours).
 RESULT_KEYS = ("key", "overrides", "cached", "node_id", "node_ip", "host", "pid", "cpu", "device", "backend",
                "precision", "parameters", "epochs_run", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-               "train_time_s", "trial_time_s")
+               "val_loss_curve", "val_accuracy_curve", "train_time_s", "trial_time_s")
 
 
 def where() -> dict:
@@ -94,10 +94,14 @@ def _limit_threads(threads: int) -> None:
 
 
 def _epoch_metrics(history: dict[str, list[float]], epochs_run: int) -> dict:
+    """The last epoch's figures, and the validation curves so far (the tuned stage chooses the
+    best trial's epochs on them instead of fitting it again)."""
     last = {name: float(values[-1]) for name, values in history.items() if values}
     return {"epochs_run": epochs_run,
             "train_loss": last.get("loss"), "train_accuracy": last.get("accuracy"),
-            "val_loss": last.get("val_loss"), "val_accuracy": last.get("val_accuracy")}
+            "val_loss": last.get("val_loss"), "val_accuracy": last.get("val_accuracy"),
+            "val_loss_curve": [float(v) for v in history.get("val_loss", [])],
+            "val_accuracy_curve": [float(v) for v in history.get("val_accuracy", [])]}
 
 
 def _EpochReport(report: Report, fixed: dict, started: float):
