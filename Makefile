@@ -26,12 +26,16 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 
 # The full suite, as CI runs it: two workers (pytest-xdist), a test file per worker at a time,
-# so a file's shared fixture (the tiny dvc repo, the fault workspace) is built once. The Ray
-# cluster test runs afterwards, alone: beside another test's local Ray its driver once failed
-# to attach ("Failed to connect to Ray cluster"), and alone it never has.
-PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile
+# so a file's shared fixture (the fault workspace...) is built once. Files are handed out in the
+# order given: first the three end-to-end files (test_pipeline builds the tiny project the
+# other two start from, tests/tiny_project.py; the queued experiment runs beside that build),
+# then the rest. The Ray cluster test runs afterwards, alone: beside another test's local Ray
+# its driver once failed to attach ("Failed to connect to Ray cluster"); alone it never has.
+END_TO_END := tests/test_pipeline.py tests/test_queued_experiment.py tests/test_experiments.py
+TEST_FILES := $(END_TO_END) $(filter-out $(END_TO_END),$(sort $(wildcard tests/test_*.py)))
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
-	$(PYTEST) -m "not cluster" --durations=15
+	$(PYTEST) -m "not cluster" --durations=15 $(TEST_FILES)
 	$(BIN)/python -m pytest -m cluster
 
 # Everything but the end-to-end dvc runs (marked slow): for the edit-test loop.

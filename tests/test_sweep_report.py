@@ -122,6 +122,8 @@ def test_epochs_capped_or_fixed():
     from_sweep = sweep_report.epochs_text(tuned_json(select="sweep", chosen=10, budget=10)["epoch_selection"])
     assert from_sweep.startswith("Epochs: the best sweep trial (this configuration, trained on the train split "
                                  "alone for 10 epochs) had") and "raise sweep.epochs" in from_sweep
+    cosine = sweep_report.epochs_text(tuned_json(select="sweep", chosen=10, budget=10)["epoch_selection"], "cosine")
+    assert "Capped" not in cosine and "anneals the learning rate to zero at its last epoch" in cosine
     fixed = sweep_report.epochs_text(tuned_json(select="fixed", budget=12)["epoch_selection"])
     assert fixed == "Epochs: fixed at 12 in params (tuned.select: fixed); no fit chose them."
 

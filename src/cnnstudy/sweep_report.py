@@ -95,8 +95,9 @@ def changes_table(changes: Mapping[str, Any], train: TrainParams, base_row: Mapp
     return grid(["key", "baseline", "tuned"], rows)
 
 
-def epochs_text(selection: Mapping) -> str:
-    """How the tuned model's epochs were chosen (metrics/train/tuned.json's epoch_selection)."""
+def epochs_text(selection: Mapping, schedule: str = "constant") -> str:
+    """How the tuned model's epochs were chosen (metrics/train/tuned.json's epoch_selection);
+    `schedule`: the tuned model's lr_schedule."""
     budget = selection["max_epochs"]
     if selection["select"] == "fixed":
         return f"Epochs: fixed at {budget} in params (tuned.select: fixed); no fit chose them."
@@ -107,10 +108,13 @@ def epochs_text(selection: Mapping) -> str:
             f"epochs, around epoch {chosen} (that epoch: {selection['val_loss'][chosen - 1]:.4f}, validation accuracy "
             f"{selection['val_accuracy'][chosen - 1]:.2%}); the final model was refit on train + validation for "
             f"**{chosen} epochs**. The test split was read once, by evaluate_tuned.")
-    if chosen == budget:
+    knob = "sweep.epochs" if selection["select"] == "sweep" else "tuned.epochs"
+    if chosen == budget and schedule == "cosine":
+        text += (f" The full budget, as a cosine schedule tends to give: it anneals the learning rate to zero at its "
+                 f"last epoch. A longer budget is another schedule, for another sweep ({knob}).")
+    elif chosen == budget:
         text += (f" **Capped:** the validation loss was lowest at the last epoch allowed ({budget}), so the count is a "
-                 "cap, not a choice (raise " + ("sweep.epochs" if selection["select"] == "sweep" else "tuned.epochs")
-                 + ").")
+                 f"cap, not a choice (raise {knob}).")
     return text
 
 
@@ -145,7 +149,7 @@ def tuned_lines(record: Mapping, rows: Sequence[Mapping], spread: Mapping | None
         "The best trial's configuration applied to `train`, its epochs chosen without the test split, refit on "
         "train + validation (as the k-fold studies do for their final model). Its changes against the baseline:", "",
         changes_table(changes, train, base) if changes else "*(none: the sweep's best is the baseline's configuration)*",
-        "", epochs_text(record["epoch_selection"]), "",
+        "", epochs_text(record["epoch_selection"], changes.get("lr_schedule", train.lr_schedule)), "",
         f"On the test split: **{tuned['test_accuracy']:.2%}** against the baseline's {base['test_accuracy']:.2%} "
         f"(Δ {tuned['delta_vs_baseline']:+.2f} points). McNemar's exact test on the same {tuned['test_images']:,} "
         f"test images: only the baseline right on {mcnemar['only_baseline_right']}, only the tuned model right on "
