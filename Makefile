@@ -26,13 +26,15 @@ repro: $(STAMP)
 	$(BIN)/dvc repro
 
 # The full suite, as CI runs it: two workers (pytest-xdist), a test file per worker at a time,
-# so a file's shared fixture (the fault workspace...) is built once. Files are handed out in the
-# order given: first the three end-to-end files (test_pipeline builds the tiny project the
-# other two start from, tests/tiny_project.py; the queued experiment runs beside that build),
-# then the rest. The Ray cluster test runs afterwards, alone: beside another test's local Ray
-# its driver once failed to attach ("Failed to connect to Ray cluster"); alone it never has.
-END_TO_END := tests/test_pipeline.py tests/test_queued_experiment.py tests/test_experiments.py
-TEST_FILES := $(END_TO_END) $(filter-out $(END_TO_END),$(sort $(wildcard tests/test_*.py)))
+# so a file's shared fixture is built once. Files are handed out in the order given:
+# test_pipeline first, as it builds the tiny project (tests/tiny_project.py) that the two
+# experiment files start from; they come after the longest other files, so the build is done
+# when a worker reaches them; then the rest. The Ray cluster test runs afterwards, alone:
+# beside another test's local Ray its driver once failed to attach ("Failed to connect to
+# Ray cluster"); alone it never has.
+FIRST := tests/test_pipeline.py tests/test_faults_stages.py tests/test_jax.py tests/test_inspect_outputs.py \
+	tests/test_experiments.py tests/test_queued_experiment.py
+TEST_FILES := $(FIRST) $(filter-out $(FIRST),$(sort $(wildcard tests/test_*.py)))
 PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
 	$(PYTEST) -m "not cluster" --durations=15 $(TEST_FILES)

@@ -1,6 +1,6 @@
-"""`dvc exp run -S` on the session's tiny project (tests/tiny_project.py): changing one
-variant re-runs only that variant's stages, `dvc exp show` fits a terminal and `dvc metrics
-diff` shows what moved."""
+"""Experiments on the session's tiny project (tests/tiny_project.py): a change to `train`
+reaches every stage that trains with it, `dvc exp run -S` on one variant re-runs only that
+variant's stages, `dvc exp show` fits a terminal and `dvc metrics diff` shows what moved."""
 
 import json
 import re
@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tiny_project import dvc, run, tiny_project
+from tiny_project import dvc, git, run, tiny_project
 
 pytestmark = pytest.mark.slow
 
@@ -21,6 +22,20 @@ def repo(tmp_path_factory):
 
 def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def test_a_train_change_reaches_every_stage_that_trains_with_it(repo):
+    """What `dvc exp run -S train.lr=0.01` would re-run, from `dvc repro --dry` (the stages whose
+    own dependencies changed; those downstream of them follow their outputs). Running it for
+    real re-trains every model: a few minutes even here, for what the dry run already shows."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["lr"] = 0.01
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran = ran_stages(dvc("repro", "--dry", cwd=repo))
+    assert {"kfold", "train@baseline", "train@lr_high", "sweep", "tuned", "retrain"} <= ran
+    assert not ran & {"fetch", "prepare", "compare"}  # they never read train
+    git("checkout", "--", "params.yaml", cwd=repo)
+    assert "Data and pipelines are up to date" in dvc("status", cwd=repo)
 
 
 def test_changing_one_variant_reruns_only_that_variant(repo):

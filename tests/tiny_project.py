@@ -59,9 +59,9 @@ def git(*args, cwd) -> str:
     return run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd)
 
 
-def source_repo(root: Path, params: dict | None = None) -> Path:
+def source_repo(root: Path) -> Path:
     """A git repo at `root` holding the project's source files (no generated outputs) and tiny
-    params (or `params`), committed, with no results yet."""
+    params, committed, with no results yet."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
                            capture_output=True, text=True, check=True).stdout.split("\n")
     for name in filter(None, files):
@@ -69,7 +69,7 @@ def source_repo(root: Path, params: dict | None = None) -> Path:
             continue
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(params or tiny_params(), sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     git("init", "-q", "-b", "main", cwd=root)
     git("add", "-A", cwd=root)
     git("commit", "-qm", "tiny", cwd=root)
