@@ -55,7 +55,7 @@ def run_sweep(sweep: SweepParams, train: TrainParams, data_dir: str | Path, cach
     if sweep.search == "optuna":
         # Optuna proposes as it learns, so cached configurations are answered inside the trial.
         setup["cached"] = cache.load_every()
-        rows, failures = _tune(sweep, train, splits, setup, None)
+        rows, failures = _tune(sweep, train, splits, setup, None, cache)
     else:
         todo, rows_by_key, order = [], {}, []
         for overrides in explicit_overrides(sweep, train.seed):
@@ -69,14 +69,12 @@ def run_sweep(sweep: SweepParams, train: TrainParams, data_dir: str | Path, cach
             else:
                 todo.append(overrides)
         log(f"sweep: {len(order)} trials, {len(order) - len(todo)} from the cache, {len(todo)} to train")
-        fresh, failures = _tune(sweep, train, splits, setup, todo) if todo else ([], [])
+        fresh, failures = _tune(sweep, train, splits, setup, todo, cache) if todo else ([], [])
         rows_by_key.update((row["key"], row) for row in fresh)
         rows = [rows_by_key[key] for key in order if key in rows_by_key]
     for row in rows:
         row["overrides_dict"] = decode_overrides(json.loads(row["overrides"]))
-        if not row["cached"]:
-            cache.put(row["key"], _cache_entry(row))
-    if failures:  # after caching the finished trials: a re-run trains only the failed ones
+    if failures:  # the finished trials are cached already: a re-run trains only the failed ones
         raise StudyError(f"{len(failures)} sweep trial(s) failed; first: {failures[0]}")
     trained = sum(not row["cached"] for row in rows)
     nodes = sorted({row["node_id"] for row in rows if not row["cached"]})
@@ -89,8 +87,9 @@ def _cache_entry(row: dict) -> dict:
 
 
 def _tune(sweep: SweepParams, train: TrainParams, splits: dict, setup: dict,
-          explicit: list[dict] | None) -> tuple[list[dict], list[str]]:
-    """Run the trials on Ray; (results of the finished trials, descriptions of the failed ones)."""
+          explicit: list[dict] | None, cache: TrialCache) -> tuple[list[dict], list[str]]:
+    """Run the trials on Ray; (results of the finished trials, descriptions of the failed ones).
+    Each trial is cached as it finishes, so a sweep cut off keeps what it trained."""
     import ray
     from ray import tune
 
@@ -120,7 +119,8 @@ def _tune(sweep: SweepParams, train: TrainParams, splits: dict, setup: dict,
                 tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, num_samples=samples, search_alg=search_alg,
                                             scheduler=scheduler, reuse_actors=True),
                 run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=0,
-                                          failure_config=tune.FailureConfig(max_failures=0)))
+                                          failure_config=tune.FailureConfig(max_failures=0),
+                                          callbacks=[_CacheFinished(cache)]))
             grid = tuner.fit()
         results, failed = [], []
         for result in grid:
@@ -132,6 +132,22 @@ def _tune(sweep: SweepParams, train: TrainParams, splits: dict, setup: dict,
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _CacheFinished(cache: TrialCache):
+    from ray import tune
+
+    class CacheFinished(tune.Callback):
+        """In the driver: a trial's last result goes to the cache the moment the trial ends (ASHA's
+        early stops included), not when the whole sweep returns. A sweep cut off by Ctrl-C, a
+        lost node or the end of a batch job keeps every trial it finished."""
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            result = trial.last_result or {}
+            if "key" in result and not result.get("cached"):
+                cache.put(result["key"], _cache_entry(result))
+
+    return CacheFinished()
 
 
 def encode_space(sweep: SweepParams) -> dict:
