@@ -68,9 +68,11 @@ def test_optuna_proposals_are_answered_from_the_cache_on_a_rerun(local_ray, prep
 
 def test_asha_stops_or_finishes_every_trial_and_caches_it(local_ray, prepared, tiny, tmp_path):
     train, cache = tiny_train(tiny), TrialCache(tmp_path / "cache")
-    sweep = sweep_params(train, {"optimizer": ["adam", "sgd"], "lr": [0.001, 0.01]}, scheduler="asha", epochs=2)
+    # dense is a list-valued key, like filters: it travels through Tune as JSON text
+    sweep = sweep_params(train, {"optimizer": ["adam", "sgd"], "dense": [[16], [16, 16]]}, scheduler="asha", epochs=2)
     outcome = run_sweep(sweep, train, prepared, cache)
     assert (outcome.trained, outcome.cached) == (4, 0)
+    assert sorted(r["overrides_dict"]["dense"] for r in outcome.rows) == [(16,), (16,), (16, 16), (16, 16)]
     # ASHA may end a trial after its first epoch; its last report is the row, with everything in it
     assert all(r["epochs_run"] in (1, 2) and 0.0 <= r["val_accuracy"] <= 1.0 and r["node_id"] for r in outcome.rows)
     assert max(r["epochs_run"] for r in outcome.rows) == 2

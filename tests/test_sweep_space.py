@@ -8,7 +8,7 @@ import yaml
 
 from cnnstudy.params import PARAMS_FILE, ParamsError, parse_params
 from cnnstudy.sweep_cache import TrialCache, data_hash, trial_key
-from cnnstudy.sweep_space import Range, explicit_overrides, from_json, trial_config
+from cnnstudy.sweep_space import SEQUENCE_KEYS, Range, explicit_overrides, from_json, trial_config
 from cnnstudy.sweep_trial import decode_overrides, encode_overrides
 
 
@@ -105,17 +105,20 @@ def test_gpu_device_needs_gpu_resources(raw):
 
 def test_trial_config_is_train_with_the_overrides_and_sweep_epochs(raw):
     params = parse_params(raw)
-    config = trial_config(params.train, {"lr": 0.01, "filters": (8, 16)}, epochs=3)
-    assert config == {**json.loads(json.dumps(trial_config(params.train, {}, 3))), "lr": 0.01, "filters": [8, 16]}
+    config = trial_config(params.train, {"lr": 0.01, "filters": (8, 16), "dense": (64, 32)}, epochs=3)
+    assert config == {**json.loads(json.dumps(trial_config(params.train, {}, 3))), "lr": 0.01, "filters": [8, 16],
+                      "dense": [64, 32]}
     assert config["epochs"] == 3 and config["optimizer"] == params.train.optimizer
-    assert from_json(config).filters == (8, 16)
+    assert (from_json(config).filters, from_json(config).dense) == ((8, 16), (64, 32))
     json.dumps(config)  # plain JSON: it travels to Ray workers and into the cache key
 
 
 def test_overrides_survive_tune_encoding():
-    overrides = {"filters": (8, 16), "lr": 0.01, "optimizer": "sgd"}
+    # every sequence key of train (the 216-model grid sweeps filters and dense)
+    assert SEQUENCE_KEYS == {"filters", "dense"}
+    overrides = {"filters": (8, 16), "dense": (128, 128, 128), "lr": 0.01, "optimizer": "sgd"}
     encoded = encode_overrides(overrides)
-    assert encoded["filters"] == "[8, 16]"  # Optuna's choices must be scalars
+    assert encoded["filters"] == "[8, 16]" and encoded["dense"] == "[128, 128, 128]"  # Optuna's choices: scalars
     assert decode_overrides(encoded) == overrides
     assert decode_overrides({"combo": encoded}) == overrides
 

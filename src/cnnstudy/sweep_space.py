@@ -11,12 +11,26 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
+import typing
 from typing import Any
 
 from cnnstudy.params import TrainParams
 from cnnstudy.sweep_params import Range, SweepParams
 
 METRIC, MODE = "val_accuracy", "max"  # what trials are ranked on: validation only
+
+
+def _is_sequence(hint: Any) -> bool:
+    if typing.get_origin(hint) is typing.Annotated:
+        hint = typing.get_args(hint)[0]
+    return typing.get_origin(hint) is tuple
+
+
+# The keys of train whose values are sequences (filters, dense): tuples in TrainParams, lists in
+# JSON, and JSON text in Tune's configs (Optuna's choices must be scalars). Read from the type
+# hints, so a sequence key added to train later is swept without a change here.
+SEQUENCE_KEYS = frozenset(name for name, hint in typing.get_type_hints(TrainParams, include_extras=True).items()
+                          if _is_sequence(hint))
 
 
 # ---------------------------------------------------------------- trial configurations
@@ -35,7 +49,7 @@ def from_json(config: dict) -> TrainParams:
 
 
 def _from_json(name: str, value: Any) -> Any:
-    return tuple(value) if name == "filters" else value
+    return tuple(value) if name in SEQUENCE_KEYS and isinstance(value, (list, tuple)) else value
 
 
 def explicit_overrides(sweep: SweepParams, seed: int) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ import time
 from typing import Any, Callable
 
 from cnnstudy.sweep_cache import trial_key
-from cnnstudy.sweep_space import from_json, trial_config
+from cnnstudy.sweep_space import SEQUENCE_KEYS, from_json, trial_config
 
 Report = Callable[[dict], None]
 # What a trial reports (Ray adds fields of its own to each result; these are ours).
@@ -131,7 +131,7 @@ def _EpochReport(report: Report, fixed: dict, started: float):
 
 
 def tune_trial(config: dict, *, data: dict, setup: dict) -> None:
-    """Ray Tune function trainable. `config`: the swept keys (filters as JSON text, since
+    """Ray Tune function trainable. `config`: the swept keys (filters, dense as JSON text, since
     Optuna's choices must be scalars); `data`: {"train": pair, "val": pair}; `setup`: the base
     train config, epochs, data hash, key context, cached results and threads per trial."""
     import ray
@@ -156,5 +156,5 @@ def encode_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
 def decode_overrides(config: dict[str, Any]) -> dict[str, Any]:
     """Tune's config -> train overrides. Grid/random pass the driver's own list as `combo`."""
     config = config.get("combo", config)
-    return {k: tuple(json.loads(v)) if k == "filters" and isinstance(v, str) else
+    return {k: tuple(json.loads(v)) if k in SEQUENCE_KEYS and isinstance(v, str) else
             tuple(v) if isinstance(v, list) else v for k, v in config.items()}
