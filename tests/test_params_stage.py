@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from cnnstudy.params import PARAMS_FILE, REPO_ROOT, load_params
+from tiny_project import copy_sources
 
 OVERRIDES = [["train.lr=0.01"], ["variants.lr_high.lr=0.02"], ["+variants.wide.dense=[256]"],
              ["train.filters=[8,16]"], ["compare.keep_models=[lenet5]"], ["compare.max_train_images=100"],
@@ -81,13 +82,7 @@ def git(*args, cwd):
 @pytest.fixture
 def prepared(tmp_path):
     """A copy of the repo (sources only) where `dvc repro prepare` ran: results committed."""
-    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO_ROOT).stdout.split("\n")
-    generated = ("dvc.lock", "metrics/", "plots/", "dvclive/", "models/", "data/raw/", "data/prepared/", "reports/",
-                 "build/")
-    for name in filter(None, files):
-        if not name.startswith(generated) and (REPO_ROOT / name).is_file():
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / name, tmp_path / name)
+    copy_sources(tmp_path)
     text = (tmp_path / "params.yaml").read_text()
     (tmp_path / "params.yaml").write_text(text.replace("per_class: 600 ", "per_class: 30  "))
     git("init", "-q", "-b", "main", cwd=tmp_path)

@@ -59,9 +59,8 @@ def git(*args, cwd) -> str:
     return run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd)
 
 
-def source_repo(root: Path) -> Path:
-    """A git repo at `root` holding the project's source files (no generated outputs) and tiny
-    params, committed, with no results yet."""
+def copy_sources(root: Path) -> Path:
+    """The project's source files (what git tracks, or would: no generated outputs) copied to `root`."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
                            capture_output=True, text=True, check=True).stdout.split("\n")
     for name in filter(None, files):
@@ -69,16 +68,17 @@ def source_repo(root: Path) -> Path:
             continue
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    git("init", "-q", "-b", "main", cwd=root)
-    git("add", "-A", cwd=root)
-    git("commit", "-qm", "tiny", cwd=root)
     return root
 
 
 def build(root: Path) -> Path:
-    """source_repo, reproduced, its results committed."""
-    source_repo(root)
+    """A git repo at `root`: the project's sources with tiny params, committed, reproduced, and its
+    results committed."""
+    copy_sources(root)
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    git("init", "-q", "-b", "main", cwd=root)
+    git("add", "-A", cwd=root)
+    git("commit", "-qm", "tiny", cwd=root)
     dvc("repro", cwd=root)
     git("add", "-A", cwd=root)
     git("commit", "-qm", "results", cwd=root)
