@@ -1,5 +1,6 @@
 """The report's sweep and tuned-model section, built from small hand-written stage outputs
-(metrics/sweep.json, metrics/train/tuned.json, comparison rows): no DVC, no training."""
+(metrics/sweep.json, metrics/train/tuned.json, comparison rows): no DVC, no training. And how
+the sweep reads Tune's results when trials did not finish (Ctrl-C, a trial that raised)."""
 
 import dataclasses
 import re
@@ -143,3 +144,36 @@ def test_missing_stages_are_said_not_crashed(params, tmp_path):
     text = section(params, tmp_path, summary=None, record=None, rows=rows()[:2])
     assert "metrics/sweep.json not produced: run `dvc repro sweep`" in text
     assert "the tuned model is not evaluated yet" in text and "**Reading:**" not in text
+
+
+# ------------------------------------------------------------------ trials that did not finish
+def _result(config: dict, metrics: dict | None = None, error: Exception | None = None):
+    from ray.tune import Result
+
+    return Result(metrics={**(metrics or {}), "config": config}, checkpoint=None, error=error, path="")
+
+
+def test_a_ctrl_c_leaves_trials_not_run_and_cut_off_and_the_sweep_reads_as_interrupted():
+    from cnnstudy.sweep_run import failure_message, sort_results
+
+    done = _result({"combo": "a"}, {"key": "k1", "val_accuracy": 0.9, "epochs_run": 12, "trial_id": "t1"})
+    # Still training when Ctrl-C came: its last epoch's report looks like a result, but Tune never completed it.
+    running = _result({"combo": "b"}, {"key": "k2", "val_accuracy": 0.5, "epochs_run": 3, "trial_id": "t2"})
+    rows, cut_off, failed = sort_results([done, running, _result({"combo": "c"})], completed={"t1"})
+    assert rows == [{"key": "k1", "val_accuracy": 0.9, "epochs_run": 12}]  # only RESULT_KEYS travel
+    assert cut_off == ["{'combo': 'b'}: stopped after epoch 3", "{'combo': 'c'}: not run"]
+    assert failed == []
+    message = failure_message(cut_off, failed, finished=28)
+    assert message.startswith("sweep interrupted: 28 trial(s) finished and are cached, 2 not finished")
+    assert "failed" not in message
+
+
+def test_a_trial_that_raised_is_named_as_the_first_failure():
+    from cnnstudy.sweep_run import failure_message, sort_results
+
+    rows, cut_off, failed = sort_results([_result({"combo": "b"}),
+                                          _result({"combo": "c"}, error=ValueError("dense: bad width"))], completed=set())
+    assert rows == []
+    message = failure_message(cut_off, failed, finished=3)
+    assert message.startswith("1 sweep trial(s) failed, 1 not finished (3 trial(s) finished and are cached")
+    assert message.endswith("first failure: {'combo': 'c'}: dense: bad width")

@@ -1,5 +1,8 @@
 """The sweep on a real local Ray: only uncached trials train, the cache answers the rest (grid and
-Optuna), results are ranked on validation, and the test split is never read (there is none)."""
+Optuna), results are ranked on validation, the test split is never read (there is none), and a Ctrl-C
+keeps every finished trial."""
+
+import dataclasses
 
 import pytest
 
@@ -77,3 +80,31 @@ def test_asha_stops_or_finishes_every_trial_and_caches_it(local_ray, prepared, t
     assert all(r["epochs_run"] in (1, 2) and 0.0 <= r["val_accuracy"] <= 1.0 and r["node_id"] for r in outcome.rows)
     assert max(r["epochs_run"] for r in outcome.rows) == 2
     assert len(list((tmp_path / "cache").glob("*.json"))) == 4
+
+
+def test_ctrl_c_keeps_the_finished_trials_and_a_rerun_trains_only_the_rest(local_ray, prepared, tiny, tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    from cnnstudy.errors import StudyError
+
+    train, cache_dir = dataclasses.replace(tiny_train(tiny), epochs=15), tmp_path / "cache"
+    sweep = sweep_params(train, {"optimizer": ["adam"], "lr": [0.001, 0.002, 0.003, 0.004]}, epochs=15)
+
+    def ctrl_c_after_the_first_trial():  # as a user would: Tune's own SIGINT handler in the main thread
+        deadline = time.monotonic() + 300
+        while not any(cache_dir.glob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_after_the_first_trial, daemon=True).start()
+    with pytest.raises(StudyError, match=r"^sweep interrupted: [1-3] trial\(s\) finished and are cached, "
+                                         r"[1-3] not finished; run the stage again") as interrupted:
+        run_sweep(sweep, train, prepared, TrialCache(cache_dir))
+    kept = len(list(cache_dir.glob("*.json")))
+    assert f"{kept} trial(s) finished" in str(interrupted.value)  # the trials cut off were not cached
+    again = run_sweep(sweep, train, prepared, TrialCache(cache_dir))
+    assert (again.trained, again.cached) == (4 - kept, kept)
+    assert all(r["epochs_run"] == 15 for r in again.rows)

@@ -51,11 +51,12 @@ def run_sweep(sweep: SweepParams, train: TrainParams, data_dir: str | Path, cach
     _, splits = load_splits(data_dir, ("train", "val"))  # never the test split
     setup = {"base": to_json(train), "epochs": sweep.epochs, "data_hash": digest, "context": context,
              "cached": {}, "threads": max(1, int(sweep.cpu))}
-    failures: list[str] = []
+    cut_off: list[str] = []
+    failed: list[str] = []
     if sweep.search == "optuna":
         # Optuna proposes as it learns, so cached configurations are answered inside the trial.
         setup["cached"] = cache.load_every()
-        rows, failures = _tune(sweep, train, splits, setup, None, cache)
+        rows, cut_off, failed = _tune(sweep, train, splits, setup, None, cache)
     else:
         todo, rows_by_key, order = [], {}, []
         for overrides in explicit_overrides(sweep, train.seed):
@@ -69,17 +70,45 @@ def run_sweep(sweep: SweepParams, train: TrainParams, data_dir: str | Path, cach
             else:
                 todo.append(overrides)
         log(f"sweep: {len(order)} trials, {len(order) - len(todo)} from the cache, {len(todo)} to train")
-        fresh, failures = _tune(sweep, train, splits, setup, todo, cache) if todo else ([], [])
+        fresh, cut_off, failed = _tune(sweep, train, splits, setup, todo, cache) if todo else ([], [], [])
         rows_by_key.update((row["key"], row) for row in fresh)
         rows = [rows_by_key[key] for key in order if key in rows_by_key]
     for row in rows:
         row["overrides_dict"] = decode_overrides(json.loads(row["overrides"]))
-    if failures:  # the finished trials are cached already: a re-run trains only the failed ones
-        raise StudyError(f"{len(failures)} sweep trial(s) failed; first: {failures[0]}")
+    if cut_off or failed:  # the finished trials are cached already: a re-run trains only the missing ones
+        raise StudyError(failure_message(cut_off, failed, finished=len(rows)))
     trained = sum(not row["cached"] for row in rows)
     nodes = sorted({row["node_id"] for row in rows if not row["cached"]})
     return SweepOutcome(rows=rows, trained=trained, cached=len(rows) - trained,
                         seconds=time.perf_counter() - started, nodes=nodes)
+
+
+def sort_results(grid, completed: set[str]) -> tuple[list[dict], list[str], list[str]]:
+    """Tune's results as (rows of the trials that completed, trials cut off, trials that raised).
+
+    `completed`: the ids of the trials Tune ended normally (the last epoch, or an ASHA stop).
+    A Ctrl-C makes Tune return normally too, with the trials it never started empty and the
+    running ones holding their last epoch's report: those are cut off, not results."""
+    rows, cut_off, failed = [], [], []
+    for result in grid:
+        metrics = result.metrics or {}
+        if result.error is not None:
+            failed.append(f"{result.config}: {result.error}")
+        elif "key" in metrics and metrics.get("trial_id") in completed:
+            rows.append({k: v for k, v in metrics.items() if k in RESULT_KEYS})
+        else:
+            cut_off.append(f"{result.config}: " + (f"stopped after epoch {metrics['epochs_run']}" if "epochs_run" in metrics
+                                                   else "not run"))
+    return rows, cut_off, failed
+
+
+def failure_message(cut_off: list[str], failed: list[str], finished: int) -> str:
+    """One line for a sweep with trials that did not finish: interrupted (none raised) or failed."""
+    kept = f"{finished} trial(s) finished and are cached"
+    if not failed:
+        return f"sweep interrupted: {kept}, {len(cut_off)} not finished; run the stage again to train only those"
+    return (f"{len(failed)} sweep trial(s) failed, {len(cut_off)} not finished ({kept}; "
+            f"a re-run trains only the missing ones); first failure: {failed[0]}")
 
 
 def _cache_entry(row: dict) -> dict:
@@ -87,9 +116,9 @@ def _cache_entry(row: dict) -> dict:
 
 
 def _tune(sweep: SweepParams, train: TrainParams, splits: dict, setup: dict,
-          explicit: list[dict] | None, cache: TrialCache) -> tuple[list[dict], list[str]]:
-    """Run the trials on Ray; (results of the finished trials, descriptions of the failed ones).
-    Each trial is cached as it finishes, so a sweep cut off keeps what it trained."""
+          explicit: list[dict] | None, cache: TrialCache) -> tuple[list[dict], list[str], list[str]]:
+    """Run the trials on Ray; `sort_results` of what they did. Each trial is cached as it
+    finishes, so a sweep cut off keeps what it trained."""
     import ray
     from ray import tune
 
@@ -113,6 +142,7 @@ def _tune(sweep: SweepParams, train: TrainParams, splits: dict, setup: dict,
             from ray.tune.schedulers import ASHAScheduler
 
             scheduler = ASHAScheduler(time_attr="training_iteration", max_t=sweep.epochs, grace_period=1)
+        finished = _CacheFinished(cache)
         with tempfile.TemporaryDirectory(prefix="cnnstudy-sweep-") as storage:
             tuner = tune.Tuner(
                 trainable, param_space=space,
@@ -120,15 +150,9 @@ def _tune(sweep: SweepParams, train: TrainParams, splits: dict, setup: dict,
                                             scheduler=scheduler, reuse_actors=True),
                 run_config=tune.RunConfig(name="sweep", storage_path=storage, verbose=0,
                                           failure_config=tune.FailureConfig(max_failures=0),
-                                          callbacks=[_CacheFinished(cache)]))
+                                          callbacks=[finished]))
             grid = tuner.fit()
-        results, failed = [], []
-        for result in grid:
-            if result.error is not None or not result.metrics or "key" not in result.metrics:
-                failed.append(f"{result.config}: {result.error}")
-            else:
-                results.append({k: v for k, v in result.metrics.items() if k in RESULT_KEYS})
-        return results, failed
+        return sort_results(grid, finished.completed)
     finally:
         if started_here:
             ray.shutdown()
@@ -140,9 +164,14 @@ def _CacheFinished(cache: TrialCache):
     class CacheFinished(tune.Callback):
         """In the driver: a trial's last result goes to the cache the moment the trial ends (ASHA's
         early stops included), not when the whole sweep returns. A sweep cut off by Ctrl-C, a
-        lost node or the end of a batch job keeps every trial it finished."""
+        lost node or the end of a batch job keeps every trial it finished. `completed`: their ids
+        (a Ctrl-C stops the running trials without this call)."""
+
+        def __init__(self) -> None:
+            self.completed: set[str] = set()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
+            self.completed.add(trial.trial_id)
             result = trial.last_result or {}
             if "key" in result and not result.get("cached"):
                 cache.put(result["key"], _cache_entry(result))
