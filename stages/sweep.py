@@ -1,7 +1,9 @@
 """Stage sweep: search the `sweep.space` over train keys on Ray Tune, ranked on validation only.
 
 Trials already in the cache (cache/sweep, a persistent output) are not trained again.
-Writes metrics/sweep.csv (one row per trial) and metrics/sweep.json (best, top 5, counts);
+Writes metrics/sweep.csv (one row per trial), metrics/sweep.json (best, top 5, counts, time)
+and metrics/sweep_best.json (the best trial alone: the tuned stage's input, which changes only
+when the best trial does, so re-running the sweep from its cache does not refit the tuned model);
 the figures are the sweep_plots stage's.
 """
 
@@ -17,6 +19,7 @@ DATA_DIR = Path("data/prepared")
 CACHE_DIR = Path("cache/sweep")
 SWEEP_CSV = Path("metrics/sweep.csv")
 SWEEP_JSON = Path("metrics/sweep.json")
+BEST_JSON = Path("metrics/sweep_best.json")
 
 
 def main() -> None:
@@ -26,6 +29,7 @@ def main() -> None:
     write_csv(SWEEP_CSV, table(outcome.rows, sweep.factors))
     result = summary(outcome.rows, sweep, outcome.trained, outcome.cached, outcome.seconds, outcome.nodes)
     write_summary(SWEEP_JSON, result)
+    write_summary(BEST_JSON, {"best": result["best"]})
     best = result["best"]
     print(f"sweep: {result['trials']} trials ({result['trained']} trained on {result['nodes']} node(s), "
           f"{result['cached']} from the cache) in {result['seconds']} s; best {best['config']} "

@@ -1,4 +1,4 @@
-"""Stage tuned: the sweep's best configuration (metrics/sweep.json), epochs chosen without the
+"""Stage tuned: the sweep's best configuration (metrics/sweep_best.json), epochs chosen without the
 test split, refit on train + validation; writes models/tuned.keras like train@<model> does.
 
 tuned.select: sweep = the epoch of lowest (3-epoch averaged) validation loss on the best sweep
@@ -15,7 +15,7 @@ from cnnstudy.files import read_stage_json, write_json
 from cnnstudy.params import load_params
 from cnnstudy.stage import run
 
-SWEEP_JSON = Path("metrics/sweep.json")
+SWEEP_JSON = Path("metrics/sweep_best.json")
 DATA_DIR = Path("data/prepared")
 
 

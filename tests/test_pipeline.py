@@ -44,7 +44,8 @@ def test_repro_writes_every_output(repo):
         assert 0.0 <= read(repo, f"metrics/eval/{name}.json")["accuracy"] <= 1.0
         assert (repo / "metrics" / "eval" / name / "predictions.npz").is_file()
     assert read(repo, "metrics/kfold.json")["chosen_epochs"] >= 1
-    selection, best = read(repo, "metrics/train/tuned.json")["epoch_selection"], read(repo, "metrics/sweep.json")["best"]
+    selection, best = read(repo, "metrics/train/tuned.json")["epoch_selection"], read(repo, "metrics/sweep_best.json")["best"]
+    assert best == read(repo, "metrics/sweep.json")["best"]
     assert selection["trial"] == best["key"] and selection["val_loss"] == best["val_loss_curve"]
     assert len(selection["val_loss"]) == 2 and read(repo, "metrics/train/tuned.json")["epochs"] == selection["chosen_epochs"]
     assert "| baseline |" in (repo / "metrics/summary.md").read_text()
@@ -130,6 +131,22 @@ def test_retraining_in_a_new_process_gives_identical_weights(repo):
         assert metrics_after[key] == metrics_before[key]
     # Only timings moved: back to the committed results (rather than re-running every later
     # stage), so the experiments below start from a clean workspace.
+    git("checkout", "--", ".", cwd=repo)
+    dvc("checkout", "--force", cwd=repo)
+    assert "Data and pipelines are up to date" in dvc("status", cwd=repo)
+
+
+def test_a_sweep_rerun_from_its_cache_leaves_the_tuned_model_alone(repo):
+    """Every trial comes from the cache, so only the counts and times in metrics/sweep.json move;
+    the tuned stage reads metrics/sweep_best.json, which stays as it was."""
+    best = (repo / "metrics/sweep_best.json").read_bytes()
+    dvc("repro", "-f", "-s", "sweep", cwd=repo)
+    summary = read(repo, "metrics/sweep.json")
+    assert summary["trained"] == 0 and summary["cached"] == summary["trials"] >= 2
+    assert (repo / "metrics/sweep_best.json").read_bytes() == best
+    changed = json.loads(dvc("status", "--json", cwd=repo))
+    assert "report" in changed  # it shows the sweep's counts and times
+    assert not {"tuned", "evaluate_tuned", "inspect_tuned"} & set(changed)
     git("checkout", "--", ".", cwd=repo)
     dvc("checkout", "--force", cwd=repo)
     assert "Data and pipelines are up to date" in dvc("status", cwd=repo)

@@ -92,7 +92,7 @@ def test_the_stage_refits_on_train_and_val_with_epochs_from_validation(tmp_path,
     raw["tuned"] = {"select": "validation", "epochs": 3}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "sweep.json").write_text(json.dumps(
+    (tmp_path / "metrics" / "sweep_best.json").write_text(json.dumps(
         {"best": {"config": {"lr": 0.01, "lr_schedule": "cosine", "batch_norm": True}}}))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "stages" / "tuned.py")], cwd=tmp_path, env=env,

@@ -23,7 +23,7 @@ NAME = TUNED
 
 
 def best_config(sweep_summary: Any, train: TrainParams, source: str) -> TrainParams:
-    """`train` with the sweep's best trial's values (metrics/sweep.json's best.config) applied."""
+    """`train` with the sweep's best trial's values (metrics/sweep_best.json's best.config) applied."""
     best = sweep_summary.get("best") if isinstance(sweep_summary, dict) else None
     config = best.get("config") if isinstance(best, dict) else None
     if not isinstance(config, dict):
@@ -66,7 +66,7 @@ def best_epoch(history: dict[str, list[float]]) -> int:
 
 
 def sweep_history(sweep_summary: Any, source: str) -> dict[str, list[float]]:
-    """The best sweep trial's per-epoch validation loss and accuracy (metrics/sweep.json's
+    """The best sweep trial's per-epoch validation loss and accuracy (metrics/sweep_best.json's
     best.val_loss_curve and best.val_accuracy_curve): that trial trained this very configuration
     on the train split, so its curve chooses the epochs without another fit."""
     best = sweep_summary.get("best") if isinstance(sweep_summary, dict) else None
