@@ -84,14 +84,32 @@ def test_digits_are_drawn_alike_in_every_figure(project):
     mistakes = inspection.mistakes(labels, (labels + 1) % 10, np.full((len(labels), 10), 0.1))
     maps = inspection.feature_maps(project["model"], images[:3])
     figures = [F.error_gallery(images, mistakes, CLASSES, "errors", limit=5),
-               F.feature_maps_figure(images[:3], labels[:3], maps, CLASSES, "maps"),
-               F.saliency_figure(images[:2], np.random.default_rng(0).normal(size=(2, 28, 28)), ["a", "b"], "s")]
+               F.feature_maps_figure(images[:3], labels[:3], maps, CLASSES, "maps")]
     for fig in figures:
         assert digit_axes_style(fig) == {("gray_r", 0.0, 255.0)}
+    # The saliency figure composes each digit and its attributions into one RGB image: its left
+    # part is the digit exactly as gray_r over 0..255 draws it.
+    saliency = F.saliency_figure(images[:2], np.random.default_rng(0).normal(size=(2, 28, 28)), ["a", "b"], "s")
+    rgb = saliency.axes[1].get_images()[0].get_array()
+    gray_r = F.plt.get_cmap("gray_r")(images[1].squeeze() / 255.0)[..., :3]
+    np.testing.assert_allclose(rgb[:, :28], gray_r)
+    assert rgb.shape == (28, 28 + 2 + 28, 3) and saliency.axes[1].get_title().startswith("b\nattribution ±")
     gallery = figures[0]
     titles = [ax.get_title() for ax in gallery.axes if ax.get_title()]
     assert titles[0] == f"{labels[0]}→{(labels[0] + 1) % 10} 0.10" and len(titles) == 5
     assert "first 5 of 100" in gallery._suptitle.get_text()
+
+
+def test_feature_map_tiles_are_scaled_per_channel_and_enlarged():
+    values = np.zeros((2, 3, 3, 4))
+    values[0, 1, 1, 2], values[1, 0, 0, 2] = 2.0, 4.0  # channel 2's maximum over both digits: 4
+    values[0, :, :, 0] = 1.0  # a channel that is constant for this digit
+    strip, centres = F._tile_strip(values, 0, [2, 0], min_size=12)
+    assert strip.shape == (12, 12 + 1 + 12)  # 3x3 maps enlarged 4x, one blank column between them
+    assert np.isnan(strip[:, 12]).all() and not np.isnan(strip[:, :12]).any()
+    assert strip[4:8, 4:8].tolist() == [[0.5] * 4] * 4 and strip[:4, :4].max() == 0.0  # 2 of 4
+    assert (strip[:, 13:] == 1.0).all()  # channel 0 on its own scale
+    assert centres == [5.5, 18.5]
 
 
 def test_history_and_filter_figures(project):

@@ -101,28 +101,52 @@ def kernel_summary_figure(summaries: Sequence, title: str):
 def feature_maps_figure(images: np.ndarray, labels: Sequence[int], maps: Sequence[tuple[str, np.ndarray]],
                         class_names: Sequence[str], title: str, channels: int = 6):
     """One row per digit: the digit, then for each conv block its `channels` most active
-    maps (by mean activation over the shown digits), each block on its own scale."""
-    columns = [("input", None, None)]
+    maps (by mean activation over the shown digits), each map on its own scale (its maximum
+    over the shown digits), side by side in one image per block."""
+    blocks = []
     for name, values in maps:
         strongest = np.argsort(-values.mean(axis=(0, 1, 2)), kind="stable")[:channels]
-        columns += [(name, values, int(c)) for c in strongest]
+        blocks.append((name, values, [int(c) for c in strongest]))
     n = len(images)
-    fig, axes = plt.subplots(n, len(columns), figsize=(len(columns) * 0.78 + 0.6, n * 0.82 + 0.8), squeeze=False)
+    width = 1 + sum(len(picked) for _, _, picked in blocks)
+    # One axes per block and digit, not per map: a figure of a few hundred axes took seconds to lay out.
+    fig, axes = plt.subplots(n, 1 + len(blocks), figsize=(width * 0.78 + 0.6, n * 0.82 + 0.8), squeeze=False,
+                             gridspec_kw={"width_ratios": [1] + [len(picked) for _, _, picked in blocks]})
+    magma = plt.get_cmap("magma").with_extremes(bad="white")
     for r in range(n):
-        for c, (name, values, channel) in enumerate(columns):
-            ax = axes[r, c]
-            if values is None:
-                draw_digit(ax, images[r])
-                ax.set_ylabel(class_names[labels[r]], rotation=0, labelpad=10, fontsize=8)
-            else:
-                top = float(values[..., channel].max()) or 1.0
-                ax.imshow(values[r, :, :, channel], cmap="magma", vmin=0, vmax=top, interpolation="nearest")
+        draw_digit(axes[r, 0], images[r])
+        axes[r, 0].set_ylabel(class_names[labels[r]], rotation=0, labelpad=10, fontsize=8)
+        for b, (name, values, picked) in enumerate(blocks):
+            strip, centres = _tile_strip(values, r, picked)
+            ax = axes[r, b + 1]
+            ax.imshow(strip, cmap=magma, vmin=0, vmax=1, interpolation="nearest")
             if r == 0:
-                ax.set_title(name if values is None else f"{name}\n#{channel}", fontsize=6)
-    _off(axes)
+                ax.set_title(name, fontsize=6)
+                ax.set_xticks(centres, [f"#{c}" for c in picked], fontsize=5)
+                ax.xaxis.tick_top()
+                ax.tick_params(length=0, pad=1)
+            else:
+                ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_title("input", fontsize=6)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _tile_strip(values: np.ndarray, row: int, channels: Sequence[int], min_size: int = 12):
+    """Digit `row`'s maps of `channels`, each divided by its maximum over all rows, enlarged to
+    at least `min_size` pixels (nearest neighbour) and joined left to right with a one-pixel
+    blank gap; returns the strip and each tile's centre column."""
+    scale = max(1, math.ceil(min_size / values.shape[1]))
+    tiles = []
+    for c in channels:
+        top = float(values[..., c].max()) or 1.0
+        tiles.append(np.kron(values[row, :, :, c] / top, np.ones((scale, scale))))
+    gap = np.full((tiles[0].shape[0], 1), np.nan)
+    strip = np.concatenate([part for tile in tiles for part in (tile, gap)][:-1], axis=1)
+    step = tiles[0].shape[1] + 1
+    return strip, [i * step + (step - 2) / 2 for i in range(len(tiles))]
 
 
 # ------------------------------------------------------------------ errors
@@ -156,25 +180,29 @@ def saliency_figure(images: np.ndarray, attributions: np.ndarray, titles: Sequen
     n = len(images)
     cols = min(cols, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, 2 * cols, figsize=(2 * cols * 1.1 + 0.6, rows * 1.35 + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols * 1.1 + 0.6, rows * 1.45 + 0.6), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i in range(n):
         # Each image on its own scale, clipped at the 99th percentile: a few extreme pixels
         # would otherwise wash the rest out.
         limit = float(np.percentile(np.abs(attributions[i]), 99)) or 1.0
-        r, c = divmod(i, cols)
-        left, right = axes[r, 2 * c], axes[r, 2 * c + 1]
-        draw_digit(left, images[i], titles[i], fontsize=6.5)
-        left.axis("on")
-        right.imshow(np.asarray(images[i]).squeeze(), **DIGIT)
-        right.imshow(attributions[i], cmap=SIGNED, vmin=-limit, vmax=limit, alpha=0.65, interpolation="nearest")
-        right.set_title(f"attribution ±{limit:.1e}", fontsize=6)
-        right.axis("on")
-    _off(axes)
+        ax = axes.flat[i]
+        ax.imshow(_digit_and_attribution(images[i], attributions[i], limit), interpolation="nearest")
+        ax.set_title(f"{titles[i]}\nattribution ±{limit:.1e}", fontsize=6)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _digit_and_attribution(pixels: np.ndarray, attribution: np.ndarray, limit: float, alpha: float = 0.65):
+    """One RGB image: the digit as draw_digit shows it, a blank column, then the digit under its
+    attributions (a signed map at `alpha`, as two stacked imshow calls would draw it)."""
+    digit = plt.get_cmap(DIGIT["cmap"])(np.clip(np.asarray(pixels, dtype=float).squeeze() / 255.0, 0, 1))[..., :3]
+    signed = plt.get_cmap(SIGNED)(np.clip((np.asarray(attribution) / limit + 1) / 2, 0, 1))[..., :3]
+    over = (1 - alpha) * digit + alpha * signed
+    gap = np.ones((digit.shape[0], 2, 3))
+    return np.concatenate([digit, gap, over], axis=1)
 
 
 # ------------------------------------------------------------------ training curves
