@@ -120,8 +120,10 @@ def test_retraining_in_a_new_process_gives_identical_weights(repo):
     import keras
 
     before = keras.models.load_model(repo / "models/baseline.keras").get_weights()
+    file_before = (repo / "models/baseline.keras").read_bytes()
     metrics_before = read(repo, "metrics/eval/baseline.json")
     dvc("repro", "-f", "-s", "train@baseline", cwd=repo)
+    assert (repo / "models/baseline.keras").read_bytes() == file_before  # the file too, not just the weights
     dvc("repro", "-s", "evaluate@baseline", cwd=repo)
     after = keras.models.load_model(repo / "models/baseline.keras").get_weights()
     for a, b in zip(before, after):

@@ -109,3 +109,31 @@ def test_resolve_epochs(tmp_path):
 
 def test_round_half_up():
     assert [round_half_up(x) for x in (2.5, 3.5, 2.4, 0.5)] == [3, 4, 2, 1]
+
+
+def test_the_same_weights_give_the_same_model_file(tmp_path):
+    """Two models built apart from the same seed are saved to byte-identical .keras files (Keras
+    itself writes the save time and Python object ids into them), and the file loads as before."""
+    import time
+    import zipfile
+
+    from cnnstudy.model_files import load_model, save_model
+
+    cfg = dataclasses.replace(load_params().train, filters=(4, 8), dense=(16,), batch_norm=True)
+    files = []
+    for i in range(2):
+        keras.backend.clear_session()  # as in a stage's fresh process: layer and optimizer names restart
+        runtime.seed_everything(7)
+        model = compile_model(build_cnn(cfg), cfg.optimizer, cfg.lr)
+        files.append(tmp_path / f"m{i}.keras")
+        save_model(model, files[-1])
+        time.sleep(1.1)  # Keras' date_saved has one-second resolution
+    assert files[0].read_bytes() == files[1].read_bytes()
+    with zipfile.ZipFile(files[0]) as archive:
+        assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert "date_saved" not in json.loads(archive.read("metadata.json"))
+        assert '"shared_object_id": 1' in archive.read("config.json").decode()
+    loaded = load_model(files[0], fix="retrain")
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.count_params() == model.count_params() and loaded.optimizer is not None

@@ -82,8 +82,46 @@ def save_model(model, target: str | Path) -> None:
     with atomic_path(target) as tmp:
         try:
             model.save(tmp)
+            canonical_keras_file(tmp)
         except OSError as exc:
             raise output_error(target, exc) from None
+
+
+# A .keras archive from the same weights differs run to run in three places: metadata.json's
+# date_saved, the Python object ids Keras writes as shared_object_id in config.json, and each
+# zip entry's timestamp. With them fixed, equal weights give an equal file, so DVC sees a
+# re-training that reproduced its model as no change and leaves the stages after it alone.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def canonical_keras_file(path: str | Path) -> None:
+    """Rewrite the .keras archive at `path` in place without what varies between saves of
+    the same model: no date_saved, shared_object_id numbered 1, 2, ... in order of first
+    appearance, every entry dated 1980-01-01. Keras loads the result as before."""
+    import json
+
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in entries:
+            if info.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata.pop("date_saved", None)
+                data = json.dumps(metadata).encode()
+            elif info.filename == "config.json":
+                data = json.dumps(_renumber_shared_objects(json.loads(data), {})).encode()
+            entry = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
+            entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
+            archive.writestr(entry, data)
+
+
+def _renumber_shared_objects(node, numbers: dict):
+    if isinstance(node, dict):
+        return {key: numbers.setdefault(value, len(numbers) + 1) if key == "shared_object_id"
+                else _renumber_shared_objects(value, numbers) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_renumber_shared_objects(value, numbers) for value in node]
+    return node
 
 
 def _first_sentence(message: str, limit: int = 200) -> str:
