@@ -15,7 +15,7 @@ from cnnstudy.files import read_stage_json, write_json
 from cnnstudy.params import load_params
 from cnnstudy.stage import run
 
-SWEEP_JSON = Path("metrics/sweep_best.json")
+BEST_JSON = Path("metrics/sweep_best.json")
 DATA_DIR = Path("data/prepared")
 
 
@@ -24,9 +24,9 @@ def main() -> None:
     settings = params.tuned
     from cnnstudy.tuned import NAME, best_config, best_epoch, config_changes, sweep_history, train_plus_val
 
-    sweep_summary = read_stage_json(SWEEP_JSON, "run `dvc repro sweep`")
-    cfg = best_config(sweep_summary, params.train, str(SWEEP_JSON))
-    history = sweep_history(sweep_summary, str(SWEEP_JSON)) if settings.select == "sweep" else None
+    sweep_summary = read_stage_json(BEST_JSON, "run `dvc repro sweep`")
+    cfg = best_config(sweep_summary, params.train, str(BEST_JSON))
+    history = sweep_history(sweep_summary, str(BEST_JSON)) if settings.select == "sweep" else None
     selection = {"select": settings.select, "max_epochs": settings.epochs}
     if history is not None:
         selection["trial"] = sweep_summary["best"].get("key")

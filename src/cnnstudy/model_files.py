@@ -89,8 +89,8 @@ def save_model(model, target: str | Path) -> None:
 
 # A .keras archive from the same weights differs run to run in three places: metadata.json's
 # date_saved, the Python object ids Keras writes as shared_object_id in config.json, and each
-# zip entry's timestamp. With them fixed, equal weights give an equal file, so DVC sees a
-# re-training that reproduced its model as no change and leaves the stages after it alone.
+# zip entry's timestamp. With them fixed, equal weights give an equal file, so a re-training
+# that reproduced its model leaves the model's hash in dvc.lock as it was.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
