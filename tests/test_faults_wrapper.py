@@ -38,6 +38,14 @@ def test_out_of_memory_is_one_line(tmp_path):
     one_line(proc, "demo ran out of memory", "smaller sizes in params.yaml")
 
 
+def test_a_run_stopped_part_way_exits_as_ctrl_c_does_with_its_own_line(tmp_path):
+    """A stage that keeps what it finished (the sweep, whose Tune run swallows the Ctrl-C) says so."""
+    proc = run_stage_code("from cnnstudy.errors import InterruptedRun\n"
+                          "def main():\n    raise InterruptedRun('sweep interrupted: 3 trial(s) finished and are cached')\n"
+                          "run(main)\n", tmp_path)
+    assert one_line(proc, code=130) == "error: sweep interrupted: 3 trial(s) finished and are cached"
+
+
 def test_a_file_where_the_output_folder_should_be(tmp_path):
     (tmp_path / "metrics").write_text("I am a file")
     proc = run_stage_code("from cnnstudy.files import write_json\n"

@@ -88,7 +88,7 @@ def test_ctrl_c_keeps_the_finished_trials_and_a_rerun_trains_only_the_rest(local
     import threading
     import time
 
-    from cnnstudy.errors import StudyError
+    from cnnstudy.errors import InterruptedRun
 
     train, cache_dir = dataclasses.replace(tiny_train(tiny), epochs=15), tmp_path / "cache"
     sweep = sweep_params(train, {"optimizer": ["adam"], "lr": [0.001, 0.002, 0.003, 0.004]}, epochs=15)
@@ -100,7 +100,7 @@ def test_ctrl_c_keeps_the_finished_trials_and_a_rerun_trains_only_the_rest(local
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=ctrl_c_after_the_first_trial, daemon=True).start()
-    with pytest.raises(StudyError, match=r"^sweep interrupted: [1-3] trial\(s\) finished and are cached, "
+    with pytest.raises(InterruptedRun, match=r"^sweep interrupted: [1-3] trial\(s\) finished and are cached, "
                                          r"[1-3] not finished; run the stage again") as interrupted:
         run_sweep(sweep, train, prepared, TrialCache(cache_dir))
     kept = len(list(cache_dir.glob("*.json")))

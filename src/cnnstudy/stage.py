@@ -12,7 +12,7 @@ import signal
 import sys
 from typing import Callable
 
-from cnnstudy.errors import StudyError, describe_os_error
+from cnnstudy.errors import InterruptedRun, StudyError, describe_os_error
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
@@ -58,6 +58,8 @@ def run(main: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
+    except InterruptedRun as exc:  # stopped part-way, what it finished kept: say what, exit as Ctrl-C does
+        _fail(str(exc), EXIT_INTERRUPTED)
     except StudyError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

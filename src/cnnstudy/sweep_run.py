@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnstudy.errors import StudyError
+from cnnstudy.errors import InterruptedRun, StudyError
 from cnnstudy.params import TrainParams
 from cnnstudy.sweep_cache import TrialCache, data_hash, trial_key
 from cnnstudy.sweep_space import METRIC, MODE, Range, SweepParams, explicit_overrides, to_json, trial_config
@@ -76,7 +76,7 @@ def run_sweep(sweep: SweepParams, train: TrainParams, data_dir: str | Path, cach
     for row in rows:
         row["overrides_dict"] = decode_overrides(json.loads(row["overrides"]))
     if cut_off or failed:  # the finished trials are cached already: a re-run trains only the missing ones
-        raise StudyError(failure_message(cut_off, failed, finished=len(rows)))
+        raise (StudyError if failed else InterruptedRun)(failure_message(cut_off, failed, finished=len(rows)))
     trained = sum(not row["cached"] for row in rows)
     nodes = sorted({row["node_id"] for row in rows if not row["cached"]})
     return SweepOutcome(rows=rows, trained=trained, cached=len(rows) - trained,
