@@ -6,10 +6,9 @@ Usage: python stages/retrain.py
 """
 
 import sys
-from dataclasses import replace
 
 from cnnstudy import runtime
-from cnnstudy.files import atomic_path, write_json
+from cnnstudy.files import write_json
 from cnnstudy.params import load_params
 from cnnstudy.stage import run
 
@@ -23,7 +22,7 @@ def main() -> None:
     from cnnstudy.data import load_prepared
     from cnnstudy.epochs import resolve_epochs
     from cnnstudy.retrained import RETRAINED_DIR, other_seeds
-    from cnnstudy.train_cnn import train_cnn
+    from cnnstudy.retraining import train_each_seed
 
     RETRAINED_DIR.mkdir(parents=True, exist_ok=True)  # DVC needs the folder even when no seed is left
     seeds = other_seeds(params.outliers.seeds, cfg.seed)
@@ -36,21 +35,7 @@ def main() -> None:
     for path in RETRAINED_DIR.glob("*.keras"):
         if path.stem not in seeds:
             path.unlink()
-    from cnnstudy.training import as_model_input
-
-    accuracies = {}
-    for name, seed in seeds.items():
-        model, result = train_cnn(replace(cfg, seed=seed), data.train, data.val, epochs, name=name,
-                                  num_classes=data.num_classes)
-        with atomic_path(RETRAINED_DIR / f"{name}.keras") as tmp:
-            model.save(tmp)
-        # The baseline's seed spread, which summary and report set each variant's difference against.
-        _, test_accuracy = model.evaluate(as_model_input(data.test[0]), data.test[1], verbose=0)
-        accuracies[name] = {"seed": seed, "val_accuracy": result.last("val_accuracy"),
-                            "test_accuracy": float(test_accuracy)}
-        print(f"retrain: baseline with seed {seed}: {epochs} epochs in {result.train_time_s:.1f}s, "
-              f"val accuracy {result.last('val_accuracy'):.4f}, test accuracy {test_accuracy:.4f}")
-    write_json(RETRAINED_JSON, accuracies)
+    write_json(RETRAINED_JSON, train_each_seed(cfg, data, seeds, epochs, RETRAINED_DIR))
 
 
 if __name__ == "__main__":

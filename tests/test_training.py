@@ -137,3 +137,24 @@ def test_the_same_weights_give_the_same_model_file(tmp_path):
     for a, b in zip(loaded.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert loaded.count_params() == model.count_params() and loaded.optimizer is not None
+
+
+def test_retraining_several_seeds_in_one_process_gives_each_seeds_own_file(tmp_path, tiny, digits):
+    """The retrain stage trains every seed in one process; each file is byte for byte the one a
+    process training that seed alone writes (no `adam_1`, no weights carried over)."""
+    from types import SimpleNamespace
+
+    from cnnstudy.model_files import save_model
+    from cnnstudy.retraining import train_each_seed
+
+    images, labels = digits
+    data = SimpleNamespace(train=(images[:300], labels[:300]), val=(images[300:350], labels[300:350]),
+                           test=(images[350:], labels[350:]), num_classes=10)
+    seeds = {"baseline_seed3": 3, "baseline_seed4": 4}
+    accuracies = train_each_seed(tiny, data, seeds, 1, tmp_path)
+    assert sorted(accuracies) == sorted(seeds) and accuracies["baseline_seed4"]["seed"] == 4
+    keras.backend.clear_session()
+    model, _ = train_cnn(dataclasses.replace(tiny, seed=4), data.train, data.val, 1, name="baseline_seed4")
+    save_model(model, tmp_path / "alone.keras")
+    assert (tmp_path / "baseline_seed4.keras").read_bytes() == (tmp_path / "alone.keras").read_bytes()
+    assert (tmp_path / "baseline_seed3.keras").read_bytes() != (tmp_path / "alone.keras").read_bytes()
