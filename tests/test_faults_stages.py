@@ -67,7 +67,7 @@ def assert_one_line_error(proc, *needles, code=1):
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """fetch, prepare, train@baseline and evaluate@baseline done once: the good results."""
+    """fetch, prepare, train@baseline and evaluate (of the baseline) done once: the good results."""
     root = make_workspace(tmp_path_factory.mktemp("faults"))
     for args in (("fetch",), ("prepare",), ("train", "baseline"), ("evaluate", "baseline")):
         proc = stage(root, *args)

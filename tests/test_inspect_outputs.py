@@ -1,5 +1,5 @@
 """The inspect stages' outputs: figures (digits drawn alike), errors, layer table, saliency,
-cross-model recall and confusions; stages/inspect.py run in a project directory."""
+cross-model recall and confusions; stages/inspect_models.py run in a project directory."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -138,51 +139,88 @@ def test_across_models_tables(tmp_path):
     assert (tmp_path / "recall.csv").read_text().splitlines()[2].startswith("wide,1,")
 
 
-def test_inspect_stage_in_a_project(project):
-    root = project["root"]
+def run_inspect_stage(root):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "stages" / "inspect_model.py"), "baseline"], cwd=root, env=env,
+    return subprocess.run([sys.executable, str(REPO_ROOT / "stages" / "inspect_models.py")], cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)
+
+
+def stage_project(project, root, variants: str, seed: int = 42):
+    """The project with a params.yaml of these variants and no standard models, and the
+    baseline's test predictions as stage evaluate writes them."""
+    from cnnstudy.evaluation import predict_proba
+    from cnnstudy.predictions import predictions_file, write_predictions
+
+    if not root.exists():
+        shutil.copytree(project["root"], root)
+    text = (REPO_ROOT / "params.yaml").read_text()
+    text = text[:text.index("variants:")] + f"variants:\n{variants}\n" + text[text.index("sweep:"):]
+    text = text.replace("  seed: 42\n  device:", f"  seed: {seed}\n  device:")
+    text = re.sub(r"(?m)^  models: .*$", "  models: []", text)
+    (root / "params.yaml").write_text(text)
+    images, labels = project["test"]
+    write_predictions(root / predictions_file("baseline"), labels, predict_proba(project["model"], images), CLASSES)
+
+
+def test_inspect_stage_draws_each_model_once_and_keeps_unchanged_ones(project, tmp_path):
+    """stages/inspect_models.py in a project: every model drawn, then kept while its inputs are
+    the same; redrawn when one changes or a file is missing; folders of dropped models removed."""
+    root = tmp_path / "project"
+    stage_project(project, root, "  baseline: {}")
+    done = run_inspect_stage(root)
     assert done.returncode == 0, done.stderr[-3000:]
     out = root / "plots" / "inspect" / "baseline"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == "baseline" and summary["saliency"]["method"] == "integrated gradients"
     assert (out / "saliency_outliers.png").stat().st_size > 0
-    assert done.stdout.startswith(f"inspect_model@baseline: {summary['mistakes']} mistakes of 100")
-    missing = subprocess.run([sys.executable, str(REPO_ROOT / "stages" / "inspect_model.py"), "batch_norm"], cwd=root,
-                             env=env, capture_output=True, text=True, timeout=300)
+    assert set(summary["files"]) == {p.name for p in out.iterdir()} - {"summary.json"}
+    assert f"inspect_models: baseline: {summary['mistakes']} mistakes of 100" in done.stdout
+    assert json.loads((root / "metrics" / "inspect.json").read_text())["recall"].keys() == {"baseline"}
+    drawn = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+
+    (root / "plots" / "inspect" / "dropped").mkdir()
+    again = run_inspect_stage(root)
+    assert "inspect_models: baseline: inputs unchanged, kept" in again.stdout
+    assert "inspect_models: dropped: no longer a model of the study" in again.stdout
+    assert not (root / "plots" / "inspect" / "dropped").exists()
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == drawn
+
+    (out / "errors.png").unlink()  # an incomplete folder is redrawn
+    third = run_inspect_stage(root)
+    assert "inputs unchanged" not in third.stdout and (out / "errors.png").is_file()
+    stage_project(project, root, "  baseline: {}", seed=7)  # an input of its figures changed
+    fourth = run_inspect_stage(root)
+    assert "inputs unchanged" not in fourth.stdout
+    assert json.loads((out / "summary.json").read_text())["inputs_sha256"] != summary["inputs_sha256"]
+
+
+def test_inspect_stage_tuned_and_missing_models(project, tmp_path):
+    """The tuned model (stage tuned's files) is inspected like a variant once it exists; a
+    missing model file is one line naming the stage that makes it."""
+    root = tmp_path / "project"
+    stage_project(project, root, "  baseline: {}\n  batch_norm: {batch_norm: true}")
+    missing = run_inspect_stage(root)
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: models/batch_norm.keras: missing; run `dvc repro train@batch_norm`"
-
-
-def test_inspect_tuned_stage_in_a_project(project, tmp_path):
-    """stages/inspect_tuned.py: the tuned model (stage tuned's files) inspected like a variant."""
-    root = tmp_path / "project"
-    shutil.copytree(project["root"], root)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    stage = [sys.executable, str(REPO_ROOT / "stages" / "inspect_tuned.py")]
-    missing = subprocess.run(stage, cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert missing.returncode == 1
-    assert missing.stderr.strip() == "error: metrics/train/tuned.json: missing; run `dvc repro tuned`"
+    stage_project(project, root, "  baseline: {}")
     (root / "metrics" / "train").mkdir(parents=True)
     (root / "metrics" / "train" / "tuned.json").write_text(json.dumps({"model": "tuned", "config": {"lr": 0.003}}))
-    no_model = subprocess.run(stage, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    no_model = run_inspect_stage(root)
     assert no_model.stderr.strip() == "error: models/tuned.keras: missing; run `dvc repro tuned`"
     shutil.copy(root / "models" / "baseline.keras", root / "models" / "tuned.keras")
     shutil.copytree(root / "dvclive" / "baseline", root / "dvclive" / "tuned")
-    done = subprocess.run(stage, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    shutil.copytree(root / "metrics" / "eval" / "baseline", root / "metrics" / "eval" / "tuned")
+    done = run_inspect_stage(root)
     assert done.returncode == 0, done.stderr[-3000:]
     out = root / "plots" / "inspect" / "tuned"
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["model"] == "tuned" and (out / "feature_maps.png").stat().st_size > 0
+    tuned = json.loads((out / "summary.json").read_text())
+    assert tuned["model"] == "tuned" and (out / "feature_maps.png").stat().st_size > 0
     assert (out / "history.png").stat().st_size > 0
-    assert done.stdout.startswith(f"inspect_tuned: {summary['mistakes']} mistakes of 100")
     # the same model file gives the same findings as under its first name
-    baseline = subprocess.run([sys.executable, str(REPO_ROOT / "stages" / "inspect_model.py"), "baseline"], cwd=root,
-                              env=env, capture_output=True, text=True, timeout=600)
-    assert baseline.returncode == 0, baseline.stderr[-3000:]
-    first = json.loads((root / "plots" / "inspect" / "baseline" / "summary.json").read_text())
-    assert {k: v for k, v in first.items() if k != "model"} == {k: v for k, v in summary.items() if k != "model"}
+    baseline = json.loads((root / "plots" / "inspect" / "baseline" / "summary.json").read_text())
+    same = {"model", "inputs_sha256"}
+    assert {k: v for k, v in baseline.items() if k not in same} == {k: v for k, v in tuned.items() if k not in same}
+    assert json.loads((root / "metrics" / "inspect.json").read_text())["recall"].keys() == {"baseline", "tuned"}
 
 
 def test_recorded_predictions_only(project, tmp_path):

@@ -406,7 +406,7 @@ def _entries(items) -> list[str]:
 
 def test_dvc_stage_runs_after_every_model_and_declares_every_output():
     stage = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["outliers"]
-    # summary.json, written after every evaluate@<model>, stands for all models (fixed or added).
+    # summary.json, written after stage evaluate, stands for all models (fixed or added).
     assert "metrics/summary.json" in stage["deps"]
     # The study's models come through summary.json; only the retrain stage's folder is named.
     assert [dep for dep in stage["deps"] if dep.startswith("models/")] == ["models/retrained"]

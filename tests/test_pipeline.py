@@ -91,7 +91,7 @@ def test_every_stage_follows_the_subset(repo):
     assert all(len(r) == 5 for r in recall.values())
     assert (repo / "plots" / "inspect" / "baseline" / "feature_maps.png").stat().st_size > 0
     assert read(repo, "plots/inspect/tuned/summary.json")["test_accuracy"] == pytest.approx(
-        read(repo, "metrics/eval/tuned.json")["accuracy"])  # inspect_tuned looked at the same model evaluate_tuned did
+        read(repo, "metrics/eval/tuned.json")["accuracy"])  # inspect_models looked at the same tuned model evaluate did
     assert (repo / "plots" / "inspect" / "tuned" / "feature_maps.png").stat().st_size > 0
     assert (repo / "plots" / "inspect" / "lenet5" / "saliency_outliers.png").stat().st_size > 0
     report = (repo / "reports" / "study.md").read_text()
@@ -124,7 +124,7 @@ def test_retraining_in_a_new_process_gives_identical_weights(repo):
     metrics_before = read(repo, "metrics/eval/baseline.json")
     dvc("repro", "-f", "-s", "train@baseline", cwd=repo)
     assert (repo / "models/baseline.keras").read_bytes() == file_before  # the file too, not just the weights
-    dvc("repro", "-s", "evaluate@baseline", cwd=repo)
+    dvc("repro", "-s", "evaluate", cwd=repo)
     after = keras.models.load_model(repo / "models/baseline.keras").get_weights()
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
@@ -148,7 +148,7 @@ def test_a_sweep_rerun_from_its_cache_leaves_the_tuned_model_alone(repo):
     assert (repo / "metrics/sweep_best.json").read_bytes() == best
     changed = json.loads(dvc("status", "--json", cwd=repo))
     assert "report" in changed  # it shows the sweep's counts and times
-    assert not {"tuned", "evaluate_tuned", "inspect_tuned"} & set(changed)
+    assert not {"tuned", "evaluate", "inspect_models"} & set(changed)
     git("checkout", "--", ".", cwd=repo)
     dvc("checkout", "--force", cwd=repo)
     assert "Data and pipelines are up to date" in dvc("status", cwd=repo)

@@ -92,7 +92,7 @@ def test_predictions_round_trip_and_bad_files(tmp_path):
     p = read_predictions(tmp_path / "p.npz")
     assert p.predicted.tolist() == [0, 1, 0] and p.correct.tolist() == [True, True, False]
     assert p.class_names == ("a", "b") and p.probabilities.dtype == np.float32
-    with pytest.raises(DataError, match="missing; run `dvc repro evaluate@m`"):
+    with pytest.raises(DataError, match="missing; run `dvc repro evaluate`"):
         read_predictions(tmp_path / "absent.npz", "m")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="bad.npz: unreadable"):

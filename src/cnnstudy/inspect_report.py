@@ -70,7 +70,7 @@ def inspect_section(models: Sequence[str], report_dir: Path, title: str = TITLE,
     if across_md.exists():
         lines += [*_demoted(across_md, 1), ""]
     else:
-        lines += [f"*({across_md.as_posix()} not produced: run `dvc repro inspect_summary`)*", ""]
+        lines += [f"*({across_md.as_posix()} not produced: run `dvc repro inspect_models`)*", ""]
     if (plots_dir / RECALL_PNG.name).exists():
         lines += [image_link(plots_dir / RECALL_PNG.name, report_dir, "recall per class and model") + "\n"]
     for name in models:

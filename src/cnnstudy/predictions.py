@@ -45,7 +45,7 @@ def write_predictions(target: str | Path, labels: np.ndarray, probabilities: np.
 def read_predictions(path: str | Path, model: str = "") -> Predictions:
     """Read and check one predictions file; a missing or malformed one is a DataError naming it."""
     path = Path(path)
-    fix = f"run `dvc repro evaluate@{model}`" if model else "run `dvc repro`"
+    fix = "run `dvc repro evaluate`" if model else "run `dvc repro`"
     if not path.is_file():
         raise DataError(f"{path}: missing; {fix}")
     try:

@@ -67,13 +67,13 @@ def load_rows(models: dict[str, TrainParams], metrics_dir: Path = Path("metrics"
             evaluated = read_json(metrics_dir / "eval" / f"{name}.json")
         except OSError as exc:
             raise DataError(f"results of model {name!r} are missing ({exc.filename}); "
-                            f"run `dvc repro evaluate@{name}`") from None
+                            "run `dvc repro evaluate`") from None
         answers = read_predictions(predictions_file(name, metrics_dir / "eval"), name)
         if not np.array_equal(answers.labels, base.labels):
             raise DataError(f"{name} and {BASELINE} were evaluated on different test images; run `dvc repro`")
         test = mcnemar(base.correct, answers.correct)
         results = f"metrics/train/{name}.json or metrics/eval/{name}.json"
-        with interpreting(results, f"run `dvc repro --force train@{name} evaluate@{name}`"):
+        with interpreting(results, f"run `dvc repro --force train@{name} evaluate`"):
             rows.append(_row(name, cfg, baseline, trained, evaluated, test))
     base_acc = rows[0]["test_accuracy"] if rows and rows[0]["model"] == BASELINE else None
     variants = [row for row in rows if row["mcnemar_p"] is not None]

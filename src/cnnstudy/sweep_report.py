@@ -1,7 +1,7 @@
 """The report's section on the sweep and the tuned model: how the search was set, its best
 trials (validation only), its figures, then the tuned model against the baseline.
 
-Built from what the sweep, sweep_plots, tuned, evaluate_tuned and summary stages wrote
+Built from what the sweep, sweep_plots, tuned, evaluate and summary stages wrote
 (metrics/sweep.json, plots/sweep/, metrics/train/tuned.json, the report's rows); the report
 stage adds it with one call, `sweep_section(...)`. Markdown only: a rendering module.
 """
@@ -107,7 +107,7 @@ def epochs_text(selection: Mapping, schedule: str = "constant") -> str:
     text = (f"Epochs: {fit} had its lowest validation loss, averaged over {SMOOTHING} neighbouring "
             f"epochs, around epoch {chosen} (that epoch: {selection['val_loss'][chosen - 1]:.4f}, validation accuracy "
             f"{selection['val_accuracy'][chosen - 1]:.2%}); the final model was refit on train + validation for "
-            f"**{chosen} epochs**. The test split was read once, by evaluate_tuned.")
+            f"**{chosen} epochs**. The test split was read once, by stage evaluate.")
     knob = "sweep.epochs" if selection["select"] == "sweep" else "tuned.epochs"
     if chosen == budget and schedule == "cosine":
         text += (f" The full budget, as a cosine schedule tends to give: it anneals the learning rate to zero at its "
@@ -173,7 +173,7 @@ def sweep_section(summary: Mapping | None, record: Mapping | None, rows: Sequenc
                   f"The best {len(summary['top'])} trials (validation split):", "", top_table(summary), "",
                   *figure_lines(settings, report_dir, plots_dir)]
     if record is None or not any(r["model"] == TUNED for r in rows):
-        lines += ["*(the tuned model is not evaluated yet: run `dvc repro evaluate_tuned`)*", ""]
+        lines += ["*(the tuned model is not evaluated yet: run `dvc repro evaluate`)*", ""]
     else:
         lines += tuned_lines(record, rows, spread, train)
     return lines
