@@ -68,6 +68,18 @@ def test_kernel_summary_finds_the_one_shared_pattern():
     assert abs(float((first * pattern).sum() / np.linalg.norm(pattern))) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_deeper_kernels_of_a_deep_model_are_a_sample_through_its_depth():
+    """A model with 12 deeper conv layers shows 8, evenly spaced, first and last included; a
+    shallow one shows all of them."""
+    x = inputs = keras.Input((8, 8, 1))
+    for i in range(13):
+        x = keras.layers.Conv2D(2, 3, padding="same", name=f"c{i}")(x)
+    deep = keras.Model(inputs, x)
+    shown = [s.layer for s in I.deeper_kernel_summaries(deep)]
+    assert shown == ["c1", "c3", "c4", "c6", "c7", "c9", "c10", "c12"]
+    assert [s.layer for s in I.deeper_kernel_summaries(deep, limit=20)] == [f"c{i}" for i in range(1, 13)]
+
+
 # ------------------------------------------------------------------ activations
 def test_feature_maps_of_every_block(trained, digits):
     images, _ = digits

@@ -84,8 +84,9 @@ def inspect_model(model, name: str, test: tuple[np.ndarray, np.ndarray], class_n
     mistakes = I.mistakes(labels, predicted, probabilities)
     figures.save(F.filters_figure(I.first_layer_filters(model), f"{name}: first conv layer's kernels"),
                 out_dir / "filters.png")
-    figures.save(F.kernel_summary_figure(I.deeper_kernel_summaries(model), f"{name}: deeper conv layers"),
-                out_dir / "kernels_deeper.png")
+    deeper, total = I.deeper_kernel_summaries(model), len(I.conv_layers(model)) - 1
+    shown = f" ({len(deeper)} of {total}, evenly spaced in depth)" if len(deeper) < total else ""
+    figures.save(F.kernel_summary_figure(deeper, f"{name}: deeper conv layers{shown}"), out_dir / "kernels_deeper.png")
     if not native_input(model):
         return result
     picks = I.one_per_class(labels, len(class_names))

@@ -20,6 +20,7 @@ from cnnstudy.errors import StudyError
 BLOCK_ENDS = ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
               "Flatten", "Conv2D", "Dense")
 PCA_COMPONENTS = 3
+MAX_DEEPER_LAYERS = 8      # rows of the deeper-kernels figure
 
 
 # ------------------------------------------------------------------ kernels
@@ -87,8 +88,15 @@ def kernel_summary(layer, components: int = PCA_COMPONENTS) -> KernelSummary:
     return KernelSummary(layer.name, (kh, kw, cin, cout), strength, comps, explained)
 
 
-def deeper_kernel_summaries(model) -> list[KernelSummary]:
-    return [kernel_summary(layer) for layer in conv_layers(model)[1:]]
+def deeper_kernel_summaries(model, limit: int = MAX_DEEPER_LAYERS) -> list[KernelSummary]:
+    """The conv layers after the first, at most `limit` of them, evenly spaced in depth (the
+    first and the last included): DenseNet121 has 119, and a figure row for each made a
+    300-inch, 10 MB image that took a minute to lay out."""
+    layers = conv_layers(model)[1:]
+    if len(layers) > limit:
+        picks = np.unique(np.round(np.linspace(0, len(layers) - 1, limit)).astype(int))
+        layers = [layers[i] for i in picks]
+    return [kernel_summary(layer) for layer in layers]
 
 
 # ------------------------------------------------------------------ activations

@@ -86,14 +86,18 @@ def kernel_summary_figure(summaries: Sequence, title: str):
         row[0].tick_params(labelsize=6)
         fig.colorbar(heat, ax=row[0], shrink=0.8)
         for k, ax in enumerate(row[1:]):
-            if k < len(summary.components):
+            if summary.shape[:2] == (1, 1):  # one weight per channel pair: no spatial pattern to show
+                ax.axis("off")
+                if k == 0:
+                    ax.text(0.5, 0.5, "1x1 kernels:\nno spatial\npattern", ha="center", va="center", fontsize=8)
+            elif k < len(summary.components):
                 ax.imshow(summary.components[k], **_symmetric(summary.components[k]))
                 ax.set_title(f"PC{k + 1}: {summary.explained[k]:.0%}", fontsize=8)
             else:
                 ax.axis("off")
         _off(row[1:])
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))  # keep the first row's titles clear of it
     return fig
 
 
