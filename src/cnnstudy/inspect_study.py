@@ -76,15 +76,17 @@ def inputs_digest(item: Inspection, shared: str) -> str:
     return h.hexdigest()
 
 
-def is_current(out_dir: Path, digest: str) -> bool:
-    """out_dir holds a complete inspection drawn from exactly these inputs."""
+def current_summary(out_dir: Path, digest: str) -> dict | None:
+    """The summary.json of out_dir if it holds a complete inspection drawn from exactly these inputs."""
     try:
         summary = read_json(out_dir / "summary.json")
     except (OSError, ValueError, DataError):
-        return False
+        return None
     files = summary.get("files") if isinstance(summary, dict) else None
-    return (summary.get(INPUTS_KEY) == digest and isinstance(files, list)
-            and all((out_dir / str(f)).is_file() for f in files))
+    if (summary.get(INPUTS_KEY) == digest and isinstance(files, list)
+            and all((out_dir / str(f)).is_file() for f in files)):
+        return summary
+    return None
 
 
 def inspect_all(items: list[Inspection], shared: str, plots_dir: Path = PLOTS_DIR,
@@ -97,8 +99,9 @@ def inspect_all(items: list[Inspection], shared: str, plots_dir: Path = PLOTS_DI
     for item in items:
         out = plots_dir / item.name
         digest = inputs_digest(item, shared)
-        if is_current(out, digest):
-            summaries[item.name] = read_json(out / "summary.json")
+        kept = current_summary(out, digest)
+        if kept is not None:
+            summaries[item.name] = kept
             say(f"inspect_models: {item.name}: inputs unchanged, kept")
             continue
         shutil.rmtree(out, ignore_errors=True)
