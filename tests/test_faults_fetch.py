@@ -26,6 +26,7 @@ from cnnstudy.errors import FetchError
 from cnnstudy.fetch import MANIFEST, fetch_dataset
 from cnnstudy.files import atomic_path, remove_stale_temps
 from cnnstudy.params import REPO_ROOT
+from proc_helpers import communicate_or_explain
 
 
 def sha256(data: bytes) -> str:
@@ -307,7 +308,7 @@ def test_killed_fetch_leaves_no_temp_and_next_run_cleans_up(server, tmp_path):
             assert not any(p.exists() for p in before)  # the killed run's temp file is gone
         time.sleep(0.5)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=20)
+        _, err = communicate_or_explain(proc, timeout=60)
         temps = list(out.glob(".*.tmp*"))
         if expect_temp:  # SIGKILL cannot be caught: the temp file stays until the next run
             assert temps

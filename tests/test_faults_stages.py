@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from cnnstudy.params import REPO_ROOT
+from proc_helpers import communicate_or_explain
 
 # "baseline: epoch 1/1 done in 2 s, accuracy ...; 2 s elapsed" and the like
 PROGRESS_LINE = re.compile(r"^([\w@.-]+: )?(epoch|fold) ")
@@ -249,7 +250,7 @@ def test_ctrl_c_during_training_is_one_line_and_keeps_the_old_model(ws):
             if "epoch 2/" in line or not line:
                 break
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = communicate_or_explain(proc, timeout=120)
     finally:
         params.write_text(original)
     result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

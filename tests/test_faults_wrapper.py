@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cnnstudy.params import REPO_ROOT
+from proc_helpers import communicate_or_explain
 
 PRELUDE = f"import sys; sys.path.insert(0, {str(REPO_ROOT / 'src')!r})\nfrom cnnstudy.stage import run\n"
 
@@ -19,24 +20,6 @@ PRELUDE = f"import sys; sys.path.insert(0, {str(REPO_ROOT / 'src')!r})\nfrom cnn
 def run_stage_code(body: str, cwd: Path, argv0: str = "stages/demo.py", **kw) -> subprocess.CompletedProcess:
     code = PRELUDE + f"sys.argv = [{argv0!r}]\n" + body
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60, **kw)
-
-
-def communicate_or_explain(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
-    """proc.communicate; if the child has not exited in time, fail with its kernel state (once in
-    a full suite it was still running 30 s after SIGTERM: was the signal blocked, pending, or the
-    process stuck in I/O?) instead of a bare TimeoutExpired."""
-    try:
-        return proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            lines = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
-            state = "; ".join(line for line in lines if line.startswith(("State", "Sig", "Shd", "Threads")))
-            state += "; wchan " + Path(f"/proc/{proc.pid}/wchan").read_text()
-        except OSError as exc:
-            state = f"/proc unreadable: {exc}"
-        proc.kill()
-        proc.communicate()
-        pytest.fail(f"the child had not exited {timeout} s after the signal: {state}")
 
 
 def one_line(proc, *needles, code=1) -> str:
