@@ -32,9 +32,10 @@ def main() -> None:
     data = load_prepared()
     outliers, _ = image_prep.load_folder(params.outliers.dir)
     models = study_models(params.models, params.train)  # the tuned model once stage tuned has run
-    items = [S.trained_model(name, cfg.seed, data, outliers,
-                             fix="run `dvc repro tuned`" if name == TUNED else f"run `dvc repro train@{name}`")
-             for name, cfg in models.items()]
+    # the same fix as stage evaluate gives: --force, since a damaged file may still match dvc.lock
+    fixes = {name: "run `dvc repro tuned`" if name == TUNED else f"run `dvc repro --force train@{name}`"
+             for name in models}
+    items = [S.trained_model(name, cfg.seed, data, outliers, fix=fixes[name]) for name, cfg in models.items()]
     items += [S.standard_model(name, params.compare.input_size, data, outliers) for name in params.compare.models]
     shared = S.shared_digest(Path("data/prepared"), Path(params.outliers.dir), extra_code=[Path(__file__)])
     S.inspect_all(items, shared)

@@ -117,6 +117,10 @@ def test_history_and_filter_figures(project):
     history = {"accuracy": [0.5, 0.8], "val_accuracy": [0.6, 0.7], "loss": [1.0, 0.5], "val_loss": [0.9, 0.95]}
     fig = F.history_figure(history, "h")
     assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]
+    fig = F.history_figure({}, "none recorded")  # says so on each panel, no empty legend
+    assert [[t.get_text() for t in ax.texts] for ax in fig.axes] == [["no accuracy per epoch recorded"],
+                                                                     ["no loss per epoch recorded"]]
+    assert all(ax.get_legend() is None for ax in fig.axes)
     filters = inspection.first_layer_filters(project["model"])
     fig = F.filters_figure(filters, "f")
     kernels = [im for ax in fig.axes for im in ax.get_images()]
@@ -201,7 +205,7 @@ def test_inspect_stage_tuned_and_missing_models(project, tmp_path):
     stage_project(project, root, "  baseline: {}\n  batch_norm: {batch_norm: true}")
     missing = run_inspect_stage(root)
     assert missing.returncode == 1
-    assert missing.stderr.strip() == "error: models/batch_norm.keras: missing; run `dvc repro train@batch_norm`"
+    assert missing.stderr.strip() == "error: models/batch_norm.keras: missing; run `dvc repro --force train@batch_norm`"
     stage_project(project, root, "  baseline: {}")
     (root / "metrics" / "train").mkdir(parents=True)
     (root / "metrics" / "train" / "tuned.json").write_text(json.dumps({"model": "tuned", "config": {"lr": 0.003}}))

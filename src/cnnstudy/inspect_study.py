@@ -41,6 +41,11 @@ class Inspection:
     draw: Callable[[Path], dict]   # writes the figures into the folder, returns summary.json's numbers
 
 
+def _file_sha256(file: Path) -> bytes:
+    with open(file, "rb") as fh:  # streamed: a bring-your-own dataset may be large
+        return hashlib.file_digest(fh, "sha256").digest()
+
+
 def _hash_paths(h, paths: Iterable[Path]) -> None:
     """Names and bytes of each file (a folder: of every file in it). Names relative to the
     folder given, a file by its own name: the digest is the same in every clone."""
@@ -53,7 +58,7 @@ def _hash_paths(h, paths: Iterable[Path]) -> None:
         h.update(f"{len(files)} in {path.name}".encode())
         for label, file in files:
             h.update(label.encode() + b"\0")
-            h.update(hashlib.sha256(file.read_bytes()).digest() if file.is_file() else b"missing")
+            h.update(_file_sha256(file) if file.is_file() else b"missing")
 
 
 def shared_digest(data_dir: Path, outliers_dir: Path, extra_code: Iterable[Path] = ()) -> str:

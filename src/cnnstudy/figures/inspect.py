@@ -224,7 +224,10 @@ def history_figure(history: Mapping[str, Sequence[float]], title: str):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
+        else:  # a model trained before its history was recorded
+            ax.text(0.5, 0.5, f"no {metric} per epoch recorded", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
