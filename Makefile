@@ -28,7 +28,7 @@ repro: $(STAMP)
 # The default run leaves the big standard architectures out of the comparison: on a 2-core CPU
 # without AVX-512 DenseNet121 alone trains for about 5 minutes, ResNet50 longer (README,
 # "Speed"). This runs the whole comparison as a DVC experiment: params.yaml keeps the values
-# set here, and only the compare stage and what reads it run again.
+# set here; compare and the stages after it run again, no training stage of the study.
 FULL_STUDY := -S 'compare.models=[lenet5,densenet121,resnet50]' -S 'compare.keep_models=[lenet5,densenet121]'
 repro-full: $(STAMP)
 	$(BIN)/dvc exp run $(FULL_STUDY)
