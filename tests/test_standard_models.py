@@ -154,8 +154,8 @@ def test_missing_keep_models_is_named(raw):
 
 
 def test_repo_default_is_lenet5_and_make_repro_full_adds_the_big_models(raw):
-    # DenseNet121 and ResNet50 are opt-in: together about 10 of a 2-core CPU's minutes for the
-    # study's two largest models (README, "Speed"); `make repro-full` is the documented way back
+    # DenseNet121 and ResNet50 are opt-in: 320 + 356 s of training on a 2-core CPU without
+    # AVX-512 for the study's two largest models (README, "Speed"); `make repro-full` brings them back
     assert parse_params(raw).compare.models == ("lenet5",)
     makefile = (PARAMS_FILE.resolve().parent / "Makefile").read_text()
     line = next(row for row in makefile.splitlines() if row.startswith("FULL_STUDY :="))
