@@ -17,8 +17,8 @@ runtime.select_device("cpu")
 import keras  # noqa: E402
 
 from cnnstudy.models import build_cnn, weight_bytes  # noqa: E402
-from cnnstudy.train_cnn import train_cnn  # noqa: E402
-from cnnstudy.training import compile_model  # noqa: E402
+from cnnstudy.train_cnn import new_cnn, train_cnn  # noqa: E402
+from cnnstudy.training import STEPS_PER_EXECUTION, compile_model, fit, targets, training_inputs  # noqa: E402
 
 
 def train_once(cfg, digits, epochs=2):
@@ -69,6 +69,32 @@ def test_training_learns_and_times_each_epoch(tiny, digits):
     assert result.history["loss"][-1] < result.history["loss"][0]
     assert result.train_time_s == pytest.approx(result.first_epoch_s + result.rest_epochs_s)
     assert result.images_per_s > 0
+
+
+@pytest.mark.parametrize("loss", ["crossentropy", "mse"])
+def test_the_projects_input_pipeline_trains_exactly_like_fit_on_the_arrays(tiny, digits, loss):
+    # 300 images in batches of 32: a partial last batch; mse: one-hot float targets.
+    cfg = dataclasses.replace(tiny, loss=loss)
+    images, labels = digits[0][:300, ..., None], digits[1][:300]
+    project = new_cnn(cfg)
+    result = fit(project, (images, labels), None, epochs=3, batch_size=32)
+    plain = new_cnn(cfg)
+    plain.steps_per_execution = STEPS_PER_EXECUTION
+    history = plain.fit(images, targets(plain, labels), batch_size=32, epochs=3, shuffle=True, verbose=0)
+    for wa, wb in zip(project.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert result.history["loss"] == [float(v) for v in history.history["loss"]]
+
+
+def test_on_tensorflow_the_training_data_is_a_pipeline_without_autotuning(tiny, digits):
+    model = new_cnn(tiny)
+    inputs = training_inputs(model, digits[0][:300, ..., None], digits[1][:300], 32)
+    assert set(inputs) == {"x"}  # a dataset: batch_size and shuffle belong to the arrays' form
+    assert inputs["x"].options().autotune.enabled is False
+    assert int(inputs["x"].cardinality()) == 10  # ceil(300 / 32): Keras knows the steps per epoch
+    batches = list(inputs["x"].as_numpy_iterator())
+    assert [len(b[0]) for b in batches] == [32] * 9 + [12]
+    assert sorted(np.concatenate([b[1] for b in batches]).tolist()) == sorted(digits[1][:300].tolist())
 
 
 def test_augmented_batch_norm_model_trains(tiny, digits):

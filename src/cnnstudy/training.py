@@ -17,6 +17,7 @@ Keras API only: this runs on the TensorFlow and JAX backends alike.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,12 +181,39 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.
     validation = None if val is None else (as_model_input(val[0]), targets(model, val[1]))
     steps = _use_steps_per_execution(model, STEPS_PER_EXECUTION)
     val_batch = VALIDATION_BATCH or batch_size
-    history = model.fit(as_model_input(x_train), targets(model, y_train), batch_size=batch_size, epochs=epochs,
-                        validation_data=validation, validation_batch_size=val_batch, shuffle=True,
+    history = model.fit(**training_inputs(model, as_model_input(x_train), targets(model, y_train), batch_size),
+                        epochs=epochs, validation_data=validation, validation_batch_size=val_batch,
                         callbacks=all_callbacks, verbose=verbose)
     return TrainResult(history={k: [float(v) for v in vs] for k, vs in history.history.items()},
                        epoch_seconds=timer.seconds, images=len(x_train),
                        extra={"steps_per_execution": steps, "validation_batch_size": val_batch})
+
+
+def training_inputs(model: keras.Model, images: np.ndarray, labels: np.ndarray, batch_size: int) -> dict:
+    """`fit`'s training data: the arrays, shuffled each epoch by Keras; on TensorFlow (one device)
+    the very tf.data pipeline Keras makes of them, with tf.data's autotuning off.
+
+    Why: with autotuning on, about one epoch in three began with 2-3 s in which the process sat
+    idle (2-core CPU without AVX-512: the baseline's epochs took 5 s instead of 3, the same CPU
+    seconds). Off, no epoch stalled, and the batches, hence the weights, are byte-identical
+    (tests/test_training.py checks that against plain `fit` on the arrays). Keras's pipeline is
+    reached through keras.src, so a Keras that moves it falls back to the arrays, not to an error.
+    """
+    plain = {"x": images, "y": labels, "batch_size": batch_size, "shuffle": True}
+    if keras.backend.backend() != "tensorflow" or _distributed(model):
+        return plain
+    try:
+        from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+    except ImportError:
+        return plain
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    data = ArrayDataAdapter(images, labels, batch_size=batch_size, shuffle=True).get_tf_dataset()
+    # The pipeline's cardinality is unknown to tf.data (flat_map); callbacks get `steps` as with arrays.
+    data = data.apply(tf.data.experimental.assert_cardinality(math.ceil(len(images) / batch_size)))
+    return {"x": data.with_options(options)}
 
 
 def _distributed(model: keras.Model) -> bool:
