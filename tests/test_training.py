@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -77,7 +78,10 @@ def test_the_projects_input_pipeline_trains_exactly_like_fit_on_the_arrays(tiny,
     cfg = dataclasses.replace(tiny, loss=loss)
     images, labels = digits[0][:300, ..., None], digits[1][:300]
     project = new_cnn(cfg)
-    result = fit(project, (images, labels), None, epochs=3, batch_size=32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit(project, (images, labels), None, epochs=3, batch_size=32)
+    assert not [w for w in caught if "shuffle" in str(w.message)]  # Keras's "shuffle=True ... ignored"
     plain = new_cnn(cfg)
     plain.steps_per_execution = STEPS_PER_EXECUTION
     history = plain.fit(images, targets(plain, labels), batch_size=32, epochs=3, shuffle=True, verbose=0)
@@ -89,7 +93,7 @@ def test_the_projects_input_pipeline_trains_exactly_like_fit_on_the_arrays(tiny,
 def test_on_tensorflow_the_training_data_is_a_pipeline_without_autotuning(tiny, digits):
     model = new_cnn(tiny)
     inputs = training_inputs(model, digits[0][:300, ..., None], digits[1][:300], 32)
-    assert set(inputs) == {"x"}  # a dataset: batch_size and shuffle belong to the arrays' form
+    assert set(inputs) == {"x", "shuffle"} and inputs["shuffle"] is False  # the dataset shuffles itself
     assert inputs["x"].options().autotune.enabled is False
     assert int(inputs["x"].cardinality()) == 10  # ceil(300 / 32): Keras knows the steps per epoch
     batches = list(inputs["x"].as_numpy_iterator())

@@ -213,7 +213,8 @@ def training_inputs(model: keras.Model, images: np.ndarray, labels: np.ndarray, 
     data = ArrayDataAdapter(images, labels, batch_size=batch_size, shuffle=True).get_tf_dataset()
     # The pipeline's cardinality is unknown to tf.data (flat_map); callbacks get `steps` as with arrays.
     data = data.apply(tf.data.experimental.assert_cardinality(math.ceil(len(images) / batch_size)))
-    return {"x": data.with_options(options)}
+    # shuffle=False: the pipeline shuffles; Keras would only warn that it ignores True for a dataset.
+    return {"x": data.with_options(options), "shuffle": False}
 
 
 def _distributed(model: keras.Model) -> bool:
