@@ -41,6 +41,7 @@ def main() -> None:
         tf.get_logger().setLevel("ERROR")
 
     from cnnstudy.data import load_prepared
+    from cnnstudy.registry import items_of
     from cnnstudy.outlier_report import write_outputs
     from cnnstudy.outliers import INFERENCE, MC_DROPOUT, MODELS, Study
     from cnnstudy.model_files import load_model
@@ -66,7 +67,7 @@ def main() -> None:
               f"{q.inference_out.max(1).mean():.3f}")
     timings["queries"] = time.perf_counter() - t0
 
-    study = Study(images=images, skipped=skipped, class_names=data.class_names, queries=queries,
+    study = Study(images=images, skipped=skipped, class_names=data.class_names, items=items_of(data.dataset), queries=queries,
                   variants=list(models), seed_models=seeds, repeats=opts.repeats, mc_seed=cfg.seed,
                   reference=BASELINE, timings=timings)
     t0 = time.perf_counter()

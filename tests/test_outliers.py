@@ -347,6 +347,14 @@ def test_query_model_and_study_outputs(tmp_path, monkeypatch, dropout_model, ima
     for row in stats["detectors"].values():
         assert row["auroc"]["low"] <= row["auroc"]["estimate"] <= row["auroc"]["high"]
     assert "Best: **" in (tmp_path / report.TABLE_MD).read_text()
+    # The words follow the dataset: MNIST's literature figures only for digits.
+    text = (tmp_path / report.TABLE_MD).read_text()
+    assert text.startswith("# Outliers: images that are not digits") and "Hendrycks" in text
+    fashion = {**metrics, "in_distribution": {**metrics["in_distribution"], "items": "clothing images"}}
+    text = report.markdown_report(study, fashion)
+    assert text.startswith("# Outliers: images that are not clothing images")
+    assert "20 test clothing images against 2 outliers" in text
+    assert "digit" not in text and "Hendrycks" not in text
 
 
 # ------------------------------------------------------------------ detection metrics

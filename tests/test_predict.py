@@ -36,7 +36,7 @@ def project(tmp_path_factory, digits, tiny):
     model.save(root / "models" / "baseline.keras")
     (root / "data" / "prepared").mkdir(parents=True)
     np.savez(root / "data" / "prepared" / "test.npz", images=images[300:], labels=labels[300:])
-    (root / "data" / "prepared" / "info.json").write_text(json.dumps({"dataset": "t", "class_names": list("0123456789")}))
+    (root / "data" / "prepared" / "info.json").write_text(json.dumps({"dataset": "mnist-sample", "class_names": list("0123456789")}))
     threshold = threshold_at_tpr(msp(predict_proba(model, images[300:])))
     (root / "metrics" / "outliers").mkdir(parents=True)
     (root / "metrics" / "outliers" / "details.json").write_text(json.dumps(
@@ -85,7 +85,8 @@ def test_human_output_and_help(project):
     header, line = done.stdout.strip().splitlines()
     assert header.startswith("model baseline (models/baseline.keras); out of distribution below max probability")
     assert line.startswith("pics/big.bmp: ") and "top 3: " in line
-    assert ("OUT OF DISTRIBUTION" in line) or ("looks like a digit" in line)
+    assert ("OUT OF DISTRIBUTION" in line and "unlike the test digits" in line) or \
+        line.endswith("in distribution (like the test digits)")
     shown = run_cli(project, "--help")
     assert shown.returncode == 0
     for words in ("--model NAME", "--json", "out of distribution", "exit status", "phone photo"):
@@ -122,3 +123,16 @@ def test_cnnstudy_cli_has_predict(project, monkeypatch, capsys):
     assert cli.main(["predict", "--json", "pics/big.bmp", "pics/missing.png"]) == 1  # one unreadable: status 1
     out = capsys.readouterr()
     assert json.loads(out.out)["file"] == "pics/big.bmp" and "pics/missing.png: no such file" in out.err
+
+
+def test_the_verdict_names_what_the_model_was_trained_on():
+    from cnnstudy.predict import human_line, items
+
+    assert items({"dataset": "fashion-mnist"}) == "clothing images"
+    assert items({"dataset": "mnist"}) == items({}) == "digits"
+    assert items({"dataset": "someone-elses"}) == "images"
+    result = {"file": "a.png", "class": "Bag", "probability": 0.5, "ood": True, "ood_threshold": 0.9,
+              "top3": [{"class": "Bag", "probability": 0.5}]}
+    assert human_line(result, "clothing images").endswith("(max probability below 0.900: unlike the test clothing images)")
+    assert human_line({**result, "ood": False}, "clothing images").endswith("  in distribution (like the test clothing images)")
+

@@ -6,13 +6,13 @@ from __future__ import annotations
 from cnnstudy.tables import grid
 
 
-def detector_markdown(table: dict, outliers: int, in_distribution: int) -> str:
+def detector_markdown(table: dict, outliers: int, in_distribution: int, items: str = "digits") -> str:
     boot = table["bootstrap"]
     ref = table["reference"]
     lines = [
-        "## Which detector and which model separate digits from non-digits",
+        f"## Which detector and which model separate {items} from the outliers",
         "",
-        f"{in_distribution} test digits against {outliers} outliers. AUROC with a 95% bootstrap interval "
+        f"{in_distribution} test {items} against {outliers} outliers. AUROC with a 95% bootstrap interval "
         f"({boot['rounds']} stratified resamples, seed {boot['seed']}); Δ = AUROC - AUROC({ref}) on the same "
         "resampled images (paired), with its 95% interval; 'yes' when that interval excludes 0.",
         "",

@@ -43,6 +43,7 @@ class Study:
     mc_seed: int
     reference: str = "baseline"
     timings: dict = field(default_factory=dict)
+    items: str = "digits"                 # what the in-distribution images are (registry.items_of)
 
     # -------------------------------------------------------------- per image
     def per_image(self) -> list[dict]:
@@ -186,7 +187,8 @@ class Study:
             "outliers": len(self.images),
             "skipped": [name for name, _ in self.skipped],
             "inverted": sum(image.inverted for image in self.images),
-            "in_distribution": {"split": "test", "images": int(len(self.queries[self.reference].inference_in))},
+            "in_distribution": {"split": "test", "images": int(len(self.queries[self.reference].inference_in)),
+                                "items": self.items},
             "repeats": self.repeats,
             "detection": detection,
             "best": {score: max(variants, key=lambda n: variants[n][score]["auroc"]) for score in SCORES},

@@ -4,8 +4,8 @@ Each image is prepared as the outlier stage prepares its images (any format and 
 dark ink on light paper or the reverse, greyscale, cropped to the ink, fitted into
 20x20 and centred in 28x28), with uneven lighting flattened first so a phone photo of a
 handwritten digit works (photo.py, called by image_prep). For each image it prints the predicted class, its
-probability, the top 3, and whether the image looks like no digit at all: its max
-softmax probability is below the threshold that keeps 95% of the test digits (read
+probability, the top 3, and whether the image looks out of distribution: its max
+softmax probability is below the threshold that keeps 95% of the test images (read
 from metrics/outliers/details.json, which the outlier stage writes).
 
 Run from the project directory after `make repro` (it reads models/, metrics/ and
@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from cnnstudy.registry import DIGITS
+from cnnstudy.registry import DIGITS, items_of
 
 DEFAULT_MODELS = ("tuned", "baseline")   # the first whose file exists
 OUTLIERS_JSON = Path("metrics/outliers/details.json")  # the outlier stage's detection details
@@ -79,14 +79,26 @@ def resolve_model(name: str | None) -> tuple[str, Path]:
                      f"train@{candidates[-1]}`) in the project directory, or pass --model PATH.keras")
 
 
-def class_names(num_classes: int) -> tuple[str, ...]:
+def prepared_info() -> dict:
+    """data/prepared/info.json (dataset, class names), or {} where it is missing or unreadable."""
     try:
-        names = json.loads((PREPARED_DIR / "info.json").read_text(encoding="utf-8"))["class_names"]
-        if len(names) == num_classes:
-            return tuple(names)
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+        info = json.loads((PREPARED_DIR / "info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def class_names(num_classes: int, info: dict) -> tuple[str, ...]:
+    names = info.get("class_names")
+    if isinstance(names, list) and len(names) == num_classes:
+        return tuple(map(str, names))
     return DIGITS[:num_classes] if num_classes <= len(DIGITS) else tuple(map(str, range(num_classes)))
+
+
+def items(info: dict) -> str:
+    """What the model was trained on, in words ("digits"), for the verdict."""
+    dataset = info.get("dataset")
+    return items_of(dataset) if isinstance(dataset, str) else "digits"
 
 
 def ood_threshold(model_name: str, model) -> tuple[float | None, str]:
@@ -138,14 +150,14 @@ def answer(name: str, image, probabilities, names: tuple[str, ...], threshold: f
             "inverted": image.inverted, "blank": image.blank}
 
 
-def human_line(result: dict) -> str:
+def human_line(result: dict, items: str = "digits") -> str:
     top = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in result["top3"])
     if result["ood"] is None:
         verdict = ""
     elif result["ood"]:
-        verdict = f"  OUT OF DISTRIBUTION (max probability below {result['ood_threshold']:.3f}: looks like no digit)"
+        verdict = f"  OUT OF DISTRIBUTION (max probability below {result['ood_threshold']:.3f}: unlike the test {items})"
     else:
-        verdict = "  looks like a digit"
+        verdict = f"  in distribution (like the test {items})"
     return f"{result['file']}: {result['class']} (probability {result['probability']:.3f}; top 3: {top}){verdict}"
 
 
@@ -175,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         probabilities = predict_proba(model, np.stack([image.pixels for _, image in prepared]))
-        names = class_names(probabilities.shape[1])
+        info = prepared_info()
+        names = class_names(probabilities.shape[1], info)
         threshold, source = ood_threshold(model_name, model)
         if threshold is None:
             print(f"note: no out-of-distribution threshold for {model_name} ({OUTLIERS_JSON} has none and "
@@ -188,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({**result, "model": model_name}))
             else:
-                print(human_line(result))
+                print(human_line(result, items(info)))
     return 1 if errors else 0
 
 

@@ -56,6 +56,7 @@ class Dataset:
     files: tuple[FileSpec, ...]
     mirrors: tuple[str, ...]
     class_names: tuple[str, ...]
+    items: str = "digits"   # what its images are, in words the reports use ("test digits")
 
     def file(self, role: str) -> FileSpec:
         return next(f for f in self.files if f.role == role)
@@ -126,5 +127,12 @@ DATASETS: dict[str, Dataset] = {
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        items="clothing images",
     ),
 }
+
+
+def items_of(dataset: str) -> str:
+    """What a dataset's images are, in words ("digits"); "images" for a name the registry lacks."""
+    known = DATASETS.get(dataset)
+    return known.items if known else "images"

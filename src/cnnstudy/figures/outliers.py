@@ -80,7 +80,7 @@ def probabilities_figure(study: Study, cols: int = 2):
     return fig
 
 
-def roc_figure(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], detection: dict):
+def roc_figure(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], detection: dict, items: str = "digits"):
     fig, axes = plt.subplots(1, len(curves), figsize=(6.2 * len(curves), 5.0), squeeze=False)
     for ax, (score, per_model) in zip(axes[0], curves.items()):
         colours = plt.get_cmap("tab20").colors
@@ -91,8 +91,8 @@ def roc_figure(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], dete
                     label=f"{name} ({detection[name][score]['auroc']:.3f})")
         ax.plot([0, 1], [0, 1], ":", color="grey")
         ax.axhline(TPR_LEVEL, color="grey", linewidth=0.6)
-        ax.set_xlabel("false positive rate (outliers taken for digits)")
-        ax.set_ylabel("true positive rate (test digits kept)")
+        ax.set_xlabel(f"false positive rate (outliers taken for {items})")
+        ax.set_ylabel(f"true positive rate (test {items} kept)")
         ax.set_title(f"ROC, {SCORES[score]}")
         ax.legend(fontsize=6.5, title="model (AUROC)", title_fontsize=7)
         ax.grid(alpha=0.3)
