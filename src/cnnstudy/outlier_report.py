@@ -94,7 +94,7 @@ def markdown_report(study: Study, metrics: dict) -> str:
                      _fmt(d["msp"]["mean_in"]), _fmt(d["msp"]["mean_out"])])
     lines += [grid(header, rows), "",
               detector_markdown(metrics["ood_stats"], metrics["outliers"], metrics["in_distribution"]["images"],
-                                items=metrics["in_distribution"]["items"])]
+                                items=items)]
     rows_by_setting: dict[str, list[dict]] = {s: [] for s in SETTINGS}
     for row in study.per_image():
         rows_by_setting[row["setting"]].append(row)
