@@ -28,6 +28,19 @@ def test_rank_auroc_equals_sklearn_with_ties():
     assert O.auroc_fast(np.array([1.0, 1.0]), np.array([1.0, 1.0])) == 0.5
 
 
+def test_pair_counting_bootstrap_gives_the_ranks_values_exactly(monkeypatch):
+    rng = np.random.default_rng(5)
+    pos, neg = np.round(rng.normal(0.5, 1, 300), 1), np.round(rng.normal(0, 1, 23), 1)  # rounded: ties
+    idx_in, idx_out = O._resample(rng, len(pos), len(neg), 600)
+    counted = O._bootstrap_aurocs(pos, neg, idx_in, idx_out, chunk=250)  # chunks of 250, 250, 100
+    monkeypatch.setattr(O, "PAIR_TABLE_LIMIT", 0)  # what many outliers get: ranks
+    ranked = O._bootstrap_aurocs(pos, neg, idx_in, idx_out, chunk=250)
+    assert counted.shape == (600,) and np.array_equal(counted, ranked)
+    assert counted.std() > 0.01  # the replicates differ: each row used its own draws
+    first = roc_auc_score(np.r_[np.ones(300), np.zeros(23)], np.r_[pos[idx_in[0]], neg[idx_out[0]]])
+    assert counted[0] == pytest.approx(first, abs=1e-12)
+
+
 def test_interval_covers_the_truth_about_95_percent_of_the_time():
     truth = norm.cdf(1.0 / math.sqrt(2))  # 0.760
     covered = 0

@@ -33,6 +33,8 @@ from scipy.stats import rankdata
 BOOTSTRAP = 2000
 LEVEL = 0.95
 TPR_LEVEL = 0.95
+# (in, out) score pairs up to which the bootstrap counts pairs instead of ranking (_bootstrap_aurocs).
+PAIR_TABLE_LIMIT = 4_000_000
 
 
 def _check(in_scores, out_scores) -> tuple[np.ndarray, np.ndarray]:
@@ -59,8 +61,29 @@ def auroc_fast(pos: np.ndarray, neg: np.ndarray) -> float:
 
 
 def _bootstrap_aurocs(pos, neg, idx_in, idx_out, chunk: int = 250) -> np.ndarray:
-    return np.concatenate([auroc_rows(pos[idx_in[s:s + chunk]], neg[idx_out[s:s + chunk]])
+    """The AUROC of each bootstrap replicate (row of idx_in / idx_out).
+
+    Few outliers (the study has 23): count pairs instead of ranking. Replicate b's AUROC is
+    sum_ij w_in[b, i] * w_out[b, j] * h(pos_i, neg_j) / (n_in * n_out), with w how often each
+    score was drawn and h = 1, 1/2, 0 for in >, =, < out: the Mann-Whitney U of auroc_rows,
+    exactly (sums of halves are exact in float64), in one matrix product per chunk. Ranking
+    2,000 rows of 1,223 scores took most of the outlier stage's statistics (scipy's rankdata).
+    Many outliers: the pair table would be large, so the rows are ranked."""
+    n_in, n_out = len(pos), len(neg)
+    if n_in * n_out > PAIR_TABLE_LIMIT:
+        return np.concatenate([auroc_rows(pos[idx_in[s:s + chunk]], neg[idx_out[s:s + chunk]])
+                               for s in range(0, len(idx_in), chunk)])
+    wins = (pos[None, :] > neg[:, None]) + 0.5 * (pos[None, :] == neg[:, None])  # (n_out, n_in)
+    return np.concatenate([((_draw_counts(idx_out[s:s + chunk], n_out) @ wins)
+                            * _draw_counts(idx_in[s:s + chunk], n_in)).sum(axis=1) / (n_in * n_out)
                            for s in range(0, len(idx_in), chunk)])
+
+
+def _draw_counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """(rounds, n): how many times each of n scores was drawn in each row of idx."""
+    rounds = len(idx)
+    flat = (idx + n * np.arange(rounds)[:, None]).ravel()
+    return np.bincount(flat, minlength=rounds * n).reshape(rounds, n).astype(np.float64)
 
 
 def _resample(rng: np.random.Generator, n_in: int, n_out: int, rounds: int) -> tuple[np.ndarray, np.ndarray]:
