@@ -7,6 +7,7 @@ leaves each final path as it was: the last good result, or nothing.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -16,6 +17,10 @@ from cnnstudy.errors import InterruptedRun, StudyError, describe_os_error
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+# Python's collector runs after every 700 new container objects by default. A stage imports a few
+# hundred thousand long-lived ones (SciPy, matplotlib, Ray, TensorFlow) and makes few cycles, so
+# rarer collections cost little memory and save import time (stage summary: 7.9 -> 6.9 s here, 3 alternated pairs).
+GC_THRESHOLDS = (100_000, 20, 10)
 
 
 def quiet_backends() -> None:
@@ -55,9 +60,11 @@ def run(main: Callable[[], None]) -> None:
     from cnnstudy.files import target_of_temp
 
     quiet_backends()
+    gc.set_threshold(*GC_THRESHOLDS)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
+        gc.freeze()  # the process ends here: its last collection would only walk what exit frees anyway
     except InterruptedRun as exc:  # stopped part-way, what it finished kept: say what, exit as Ctrl-C does
         _fail(str(exc), EXIT_INTERRUPTED)
     except StudyError as exc:

@@ -1,5 +1,6 @@
-"""devices.select_device loads the backend with Python's collector paused, then freezes what
-the import built (devices.collector_paused): the collector is back as it was afterwards."""
+"""Python's cyclic collector in a stage: devices.select_device loads the backend with it paused,
+then freezes what the import built (devices.collector_paused), and stage.run collects rarely
+and skips the collection at exit. The collector is back as it was afterwards."""
 
 import gc
 import json
@@ -9,6 +10,7 @@ import sys
 
 import pytest
 
+from cnnstudy import stage
 from cnnstudy.devices import collector_paused
 from cnnstudy.params import REPO_ROOT
 
@@ -17,8 +19,10 @@ from cnnstudy.params import REPO_ROOT
 def collector_on():
     was = gc.isenabled()
     gc.enable()
+    thresholds = gc.get_threshold()
     yield
     gc.unfreeze()  # back into the oldest generation: other tests see an ordinary heap
+    gc.set_threshold(*thresholds)
     (gc.enable if was else gc.disable)()
 
 
@@ -58,3 +62,16 @@ def test_select_device_imports_keras_and_leaves_the_collector_on():
     assert state["keras"] and state["enabled"] and state["backend"] == "tensorflow"
     # TensorFlow and Keras leave a few hundred thousand tracked objects; all of them are frozen.
     assert state["frozen"] > 100_000
+
+
+def test_a_stage_collects_rarely_and_freezes_what_it_leaves_before_exit(collector_on):
+    gc.unfreeze()
+    seen = {}
+
+    def main():
+        seen["thresholds"] = gc.get_threshold()
+        seen["left"] = [[i] for i in range(5_000)]
+
+    stage.run(main)
+    assert seen["thresholds"] == stage.GC_THRESHOLDS and stage.GC_THRESHOLDS[0] > 700  # 700: Python's default
+    assert gc.get_freeze_count() >= 5_000
