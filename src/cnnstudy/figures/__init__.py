@@ -21,10 +21,18 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 
 from cnnstudy.files import atomic_path  # noqa: E402
 
-__all__ = ["DIGIT_STYLE", "plt", "save"]
+__all__ = ["DIGIT_STYLE", "hide_axes", "plt", "save"]
 
 # Digits drawn the same way in every figure: dark ink on white over the full 0-255 range.
 DIGIT_STYLE = {"cmap": "gray_r", "vmin": 0, "vmax": 255}
+
+
+def hide_axes(ax) -> None:
+    """No frame, ticks or labels (an image panel). The ticks are removed too, not only hidden:
+    matplotlib still lays hidden ticks out on every save (about 0.2 s for a figure of 15 panels)."""
+    ax.axis("off")
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def save(fig, target: str | Path, dpi: int = 110) -> None:

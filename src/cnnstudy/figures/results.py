@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.ticker import PercentFormatter
 
-from cnnstudy.figures import DIGIT_STYLE, plt
+from cnnstudy.figures import DIGIT_STYLE, hide_axes, plt
 
 BASELINE_COLOUR, VARIANT_COLOUR, STANDARD_COLOUR = "tab:orange", "tab:blue", "tab:green"
 # An accuracy this far (10 points) below the best model's is drawn off scale: the study's
@@ -50,7 +50,7 @@ def mistakes_figure(images: np.ndarray, labels: np.ndarray, probabilities: np.nd
     rows = max(1, int(np.ceil(len(chosen) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.2 + 0.4), squeeze=False)
     for ax in axes.ravel():
-        ax.axis("off")
+        hide_axes(ax)
     if len(chosen) == 0:
         axes[0, 0].text(0, 0.5, "no mistakes on the test split", fontsize=10, transform=axes[0, 0].transAxes)
     for ax, index in zip(axes.ravel(), chosen):
