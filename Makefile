@@ -19,8 +19,7 @@ setup: $(STAMP)
 # package itself goes in editable, without dependencies: the lock already pinned every one of them.
 $(STAMP): requirements.txt pyproject.toml install_requirements.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python install_requirements.py requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python install_requirements.py requirements.txt .
 	touch $(STAMP)
 
 repro: $(STAMP)

@@ -7,7 +7,10 @@ AVX-512, from the machine's local wheel index, 70 s against pip's 176-201 s for 
 configured with (index-url, extra-index-url, find-links, from its config files and PIP_* variables)
 are handed to it. Any failure of uv falls back to pip, which then reports what is wrong.
 
-Usage: python install_requirements.py requirements.txt    (stdlib only: runs before anything is installed)
+Then, given a folder, the package in it, editable and without dependencies (the lock pinned
+them all): 2.7 s with uv against 9.6 s with pip, which first builds an isolated build environment.
+
+Usage: python install_requirements.py requirements.txt [PACKAGE_DIR]    (stdlib only: runs before anything is installed)
 """
 
 from __future__ import annotations
@@ -45,26 +48,37 @@ def find_uv() -> str | None:
     return str(here) if here.is_file() else shutil.which("uv")
 
 
-def install_with_uv(uv: str, requirements: str) -> bool:
+def install_with_uv(uv: str, requirements: str, package: str | None = None) -> bool:
     # unsafe-best-match: look at every index for each pin, as pip does (every version is pinned
     # exactly, so no index can substitute another release); compile: as pip does, so the first
     # `import tensorflow` of each stage does not pay for it.
     command = [uv, "pip", "install", "--quiet", "--python", sys.executable, "--compile-bytecode",
-               "--index-strategy", "unsafe-best-match", *pip_sources(), "-r", requirements]
-    done = subprocess.run(command, env={**os.environ, "UV_NO_PROGRESS": "1"})
+               "--index-strategy", "unsafe-best-match", *pip_sources()]
+    env = {**os.environ, "UV_NO_PROGRESS": "1"}
+    done = subprocess.run([*command, "-r", requirements], env=env)
+    if done.returncode == 0 and package is not None:
+        done = subprocess.run([*command, "--no-deps", "--editable", package], env=env)
     return done.returncode == 0
 
 
+def install_with_pip(requirements: str, package: str | None = None) -> int:
+    command = [sys.executable, "-m", "pip", "install", "--quiet"]
+    code = subprocess.run([*command, "-r", requirements]).returncode
+    if code == 0 and package is not None:
+        code = subprocess.run([*command, "--no-deps", "--editable", package]).returncode
+    return code
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
+    if len(argv) not in (1, 2):
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
-    requirements = argv[0]
+    requirements, package = argv[0], (argv[1] if len(argv) == 2 else None)
     uv = find_uv()
-    if uv and install_with_uv(uv, requirements):
+    if uv and install_with_uv(uv, requirements, package):
         return 0
     print(f"install_requirements: {'uv failed' if uv else 'no uv'}; installing with pip", file=sys.stderr)
-    return subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-r", requirements]).returncode
+    return install_with_pip(requirements, package)
 
 
 if __name__ == "__main__":

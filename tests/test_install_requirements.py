@@ -29,4 +29,5 @@ def test_pips_configured_sources_become_uv_options(tmp_path, monkeypatch):
 def test_wrong_usage_is_one_line():
     done = subprocess.run([sys.executable, str(REPO_ROOT / "install_requirements.py")], capture_output=True, text=True)
     assert done.returncode == 2
-    assert done.stderr.strip() == "Usage: python install_requirements.py requirements.txt    (stdlib only: runs before anything is installed)"
+    assert done.stderr.strip() == ("Usage: python install_requirements.py requirements.txt [PACKAGE_DIR]    "
+                                   "(stdlib only: runs before anything is installed)")
