@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_worker import reference_model
-from benchmarks.flops import forward_flops  # the FLOP formula `make bench` uses
+from benchmarks.flops import cpu_peak_gflops, forward_flops  # the FLOP formula `make bench` uses
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path("/tmp/cnnstudy-speed-sample.npz")
