@@ -37,7 +37,7 @@ def main() -> None:
              for name in models}
     items = [S.trained_model(name, cfg.seed, data, outliers, fix=fixes[name]) for name, cfg in models.items()]
     items += [S.standard_model(name, params.compare.input_size, data, outliers) for name in params.compare.models]
-    shared = S.shared_digest(Path("data/prepared"), Path(params.outliers.dir), extra_code=[Path(__file__)])
+    shared = S.shared_digest(Path("data/prepared"), Path(params.outliers.dir), script=Path(__file__))
     S.inspect_all(items, shared)
     result = S.across_study(models, params.compare.models, data)
     write_json("metrics/inspect.json", result)

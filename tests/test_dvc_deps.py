@@ -8,64 +8,18 @@ stale results, and rewording a table column retrains a model.
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from cnnstudy.code_closure import PACKAGE, SRC, closure, imported_modules
 from cnnstudy.params import REPO_ROOT
 
-SRC = REPO_ROOT / "src"
-PACKAGE = "cnnstudy"
 # Importing these means training a model: the study's CNN sequence and the standard models'.
 TRAINING_MODULES = {"src/cnnstudy/train_cnn.py", "src/cnnstudy/compare.py"}
 RENDERING_IMPORTS = ("matplotlib", "cnnstudy.figures", "cnnstudy.tables")
-
-
-def module_file(name: str) -> Path | None:
-    """cnnstudy.a.b -> src/cnnstudy/a/b.py or src/cnnstudy/a/b/__init__.py; None if neither exists."""
-    base = SRC.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every module name `path` imports, at any depth of the code (function bodies too)."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            # `from cnnstudy import runtime` imports the module cnnstudy.runtime.
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
-
-
-def project_files(module: str) -> list[Path]:
-    """The files executed by importing `module`: each enclosing package's __init__.py, then its own."""
-    parts = module.split(".")
-    files = [module_file(".".join(parts[:i])) for i in range(1, len(parts) + 1)]
-    return [f for f in files if f is not None]
-
-
-def closure(script: Path) -> set[Path]:
-    seen: set[Path] = set()
-    todo = [script]
-    while todo:
-        path = todo.pop()
-        for name in imported_modules(path):
-            if name.split(".")[0] != PACKAGE:
-                continue
-            for file in project_files(name):
-                if file not in seen:
-                    seen.add(file)
-                    todo.append(file)
-    return seen
 
 
 def renders(path: Path) -> bool:

@@ -5,7 +5,7 @@ across-model recall and confusions. inspect_outputs decides what each model gets
 A model whose inputs have not changed since its plots/inspect/<model>/ was written is
 kept, not redrawn: the stage's output persists between runs, and each summary.json
 records the SHA-256 of everything its figures came from (model file, training log, test
-split, outlier folder, the package's code and the library versions). So `dvc exp run -S
+split, outlier folder, the code the stage runs and the library versions). So `dvc exp run -S
 variants.lr_high.lr=0.02` redraws lr_high (and the across-model part), not all thirteen.
 """
 
@@ -19,13 +19,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from cnnstudy import runtime
+from cnnstudy import code_closure, runtime
 from cnnstudy.errors import DataError
 from cnnstudy.files import read_json, read_stage_json
 from cnnstudy.inspect_report import PLOTS_DIR
 
 INPUTS_KEY = "inputs_sha256"
-PACKAGE_DIR = Path(__file__).resolve().parent
 LIBRARIES = ("keras", "tensorflow", "jax", "numpy", "matplotlib")
 COMPARE_DETAILS = Path("metrics/compare/details.json")  # compare's outputs (named here: importing
 COMPARE_PREDICTIONS = Path("metrics/compare/predictions.json")  # compare.py would mean training)
@@ -61,11 +60,15 @@ def _hash_paths(h, paths: Iterable[Path]) -> None:
             h.update(_file_sha256(file) if file.is_file() else b"missing")
 
 
-def shared_digest(data_dir: Path, outliers_dir: Path, extra_code: Iterable[Path] = ()) -> str:
-    """What every model's figures depend on: the prepared data, the outlier folder, this
-    package's code (any change redraws everything: safe, and rare) and the library versions."""
+def shared_digest(data_dir: Path, outliers_dir: Path, script: Path, src: Path = code_closure.SRC) -> str:
+    """What every model's figures depend on: the prepared data, the outlier folder, the code the
+    stage's script can run (the script and every module of the package it imports: what
+    dvc.yaml lists as its deps; a change there redraws everything) and the library versions."""
     h = hashlib.sha256()
-    _hash_paths(h, [data_dir, outliers_dir, *sorted(PACKAGE_DIR.rglob("*.py")), *extra_code])
+    code = sorted(code_closure.closure(script, src), key=lambda f: f.relative_to(src).as_posix())
+    _hash_paths(h, [data_dir, outliers_dir, script])
+    for file in code:  # by path inside src/: two __init__.py must not pass for each other
+        h.update(file.relative_to(src).as_posix().encode() + b"\0" + _file_sha256(file))
     for library in LIBRARIES:
         try:
             h.update(f"{library}={metadata.version(library)}".encode())
