@@ -161,7 +161,6 @@ def test_integrated_gradients_completeness(trained, digits):
     assert not np.allclose(coarse, attributions[:1], atol=1e-6)
 
 
-
 def _eager_gradients(model, x, classes):
     import tensorflow as tf
 
@@ -172,20 +171,23 @@ def _eager_gradients(model, x, classes):
     return tape.gradient(picked, inputs).numpy()
 
 
+def _assert_same_gradients(actual, expected):
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-7 * np.abs(expected).max())
+
+
 def test_compiled_gradients_are_the_models_own(trained, digits, tiny):
     """input_gradients compiles one function per model: it must give that model's gradients,
     a second model must not get the first's function, and weights set afterwards count."""
     images, labels = digits
     x, y = images[:5, ..., None].astype("float32"), labels[:5]
     first = S.input_gradients(trained, x, y)
-    np.testing.assert_allclose(first, _eager_gradients(trained, x, y), rtol=1e-5, atol=1e-7 * np.abs(first).max())
+    _assert_same_gradients(first, _eager_gradients(trained, x, y))
     other = build_cnn(dataclasses.replace(tiny, batch_norm=True))  # same layers, untrained weights
     untrained = S.input_gradients(other, x, y)
-    np.testing.assert_allclose(untrained, _eager_gradients(other, x, y), rtol=1e-5,
-                               atol=1e-7 * np.abs(untrained).max())
+    _assert_same_gradients(untrained, _eager_gradients(other, x, y))
     assert not np.allclose(untrained, first, rtol=1e-2)
     other.set_weights(trained.get_weights())  # after its function was compiled
-    np.testing.assert_allclose(S.input_gradients(other, x, y), first, rtol=1e-5, atol=1e-7 * np.abs(first).max())
+    _assert_same_gradients(S.input_gradients(other, x, y), first)
 
 
 JAX_SCRIPT = """
