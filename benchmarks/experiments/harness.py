@@ -74,7 +74,12 @@ def worker(spec: dict) -> dict:
     if spec.get("channels") == "first":
         keras.config.set_image_data_format("channels_first")
         channels_last_shape = standard_models.input_shape  # the builders ask it for (H, W, C)
-        standard_models.input_shape = lambda n, s: (lambda h, w, c: (c, h, w))(*channels_last_shape(n, s))
+
+        def channels_first_shape(name, size):
+            height, width, channels = channels_last_shape(name, size)
+            return channels, height, width
+
+        standard_models.input_shape = channels_first_shape
     cfg = load_params().train
     seed = spec.get("seed", cfg.seed)
     keras.utils.set_random_seed(seed)
